@@ -1,0 +1,51 @@
+# Tarifa — flat and readable. `make test` and `make demo` bring the local
+# stack up themselves (deploy/local/stack.sh); the stack is shared by every
+# clone on this machine and lives in /var/lib/tarifa-stack.
+
+SHELL      := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+STACK      := deploy/local/stack.sh
+ENV        := /var/lib/tarifa-stack/env
+BIN        := bin/tarifa
+VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GOFLAGS_LD := -ldflags "-X main.version=$(VERSION)"
+WITH_ENV   := set -a && source $$( $(STACK) env >/dev/null 2>&1 && echo $(ENV) ) && set +a &&
+
+.PHONY: build test test-short demo bench bench-e2e fuzz lint up down status migrate clean
+
+build:
+	go build $(GOFLAGS_LD) -o $(BIN) ./cmd/tarifa
+
+up:
+	$(STACK) up
+
+down:
+	$(STACK) down
+
+status:
+	$(STACK) status
+
+migrate: build up
+	$(WITH_ENV) $(BIN) migrate
+
+# test: the whole suite, integration tests included, against the real stack.
+test: up
+	go vet ./...
+	$(WITH_ENV) go test -race -count=1 -timeout 20m ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go vet ./...
+
+bench:
+	go test -run '^$$' -bench . -benchmem -benchtime 2s ./codedeck ./rater ./ingest
+
+fuzz:
+	go test -run '^$$' -fuzz FuzzParseCSV -fuzztime 30s ./codedeck
+	go test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./ingest
+
+demo: build up
+	$(WITH_ENV) deploy/demo.sh
+
+clean:
+	rm -rf bin

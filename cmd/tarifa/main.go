@@ -1,0 +1,135 @@
+// Command tarifa is the one binary of Tarifa: the rating worker, the offline
+// rater, the catalog and migration tools and the reports, as subcommands.
+//
+// Configuration comes from TARIFA_* environment variables; a flag of the same
+// meaning overrides its variable. Every subcommand answers --help.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// command is one subcommand: its one-line summary and its entry point. run
+// parses its own flags from args and writes its output to stdout.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands lists every subcommand; main dispatches on the first argument.
+func commands() map[string]command {
+	return map[string]command{
+		"migrate": {"create the databases if missing and apply pending PostgreSQL and ClickHouse migrations", runMigrate},
+		"rate":    {"price CDR JSON lines against a deck CSV alone (no servers), one JSON line out per CDR", runRate},
+		"quote":   {"price one call against a deck and explain the price (code, rate row, billed seconds)", runQuote},
+		"version": {"print the version of this binary", runVersion},
+	}
+}
+
+// errUsage marks a command-line mistake: the command has already printed its
+// usage, and main exits with status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		usage(stdout, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "tarifa: unknown command %q\n\n", args[0])
+		usage(stderr, cmds)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := cmd.run(ctx, args[1:], stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "tarifa %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintf(w, "tarifa — CDR rating and billing for wholesale VoIP carriers\n\nUsage: tarifa COMMAND [flags]\n\nCommands:\n")
+	names := make([]string, 0, len(cmds))
+	for name := range cmds {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", name, cmds[name].summary)
+	}
+	fmt.Fprintf(w, "\nRun 'tarifa COMMAND --help' for the flags of a command.\n"+
+		"Flags default to the TARIFA_* environment (TARIFA_PG_DSN, TARIFA_CLICKHOUSE_DSN,\n"+
+		"TARIFA_KAFKA_BROKERS, TARIFA_KAFKA_TOPIC, TARIFA_KAFKA_GROUP); a flag overrides its variable.\n")
+}
+
+func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {
+	fmt.Fprintf(stdout, "tarifa %s\n", version)
+	return nil
+}
+
+// newFlagSet returns a flag set for a subcommand whose --help prints the
+// summary, the usage line and every flag with its default.
+func newFlagSet(name, usageLine, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: tarifa %s\n\n%s\n\nFlags:\n", usageLine, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, mapping a parse failure to errUsage (the flag
+// package has already printed the problem and the usage).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// env returns the TARIFA_ variable name, or def when it is unset or empty.
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

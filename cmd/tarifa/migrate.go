@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tarifa/tarifa/sinks"
+)
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", "migrate [--pg-dsn DSN] [--clickhouse-dsn DSN]",
+		"Creates the PostgreSQL and ClickHouse databases named in the DSNs when they are missing,\n"+
+			"then applies the pending migrations of each in order and records them.\n"+
+			"Running it again applies nothing.", stderr)
+	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)")
+	chDSN := fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (TARIFA_CLICKHOUSE_DSN)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	log := newLogger(stderr)
+
+	if err := sinks.EnsurePostgresDatabase(ctx, *pgDSN); err != nil {
+		return err
+	}
+	pool, err := sinks.OpenPostgres(ctx, *pgDSN)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	pgDone, err := sinks.MigratePostgres(ctx, pool, log)
+	if err != nil {
+		return err
+	}
+
+	if err := sinks.EnsureClickHouseDatabase(ctx, *chDSN); err != nil {
+		return err
+	}
+	ch, err := sinks.OpenClickHouse(ctx, *chDSN)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	chDone, err := sinks.MigrateClickHouse(ctx, ch, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "postgres %s: %s\nclickhouse %s: %s\n",
+		sinks.Redact(*pgDSN), appliedText(pgDone), sinks.Redact(*chDSN), appliedText(chDone))
+	return nil
+}
+
+func appliedText(versions []int) string {
+	if len(versions) == 0 {
+		return "up to date"
+	}
+	return fmt.Sprintf("applied %d migration(s) %v", len(versions), versions)
+}
