@@ -2,11 +2,213 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tarifa/tarifa/ingest"
+	"github.com/tarifa/tarifa/rater"
+	"github.com/tarifa/tarifa/sinks"
 )
 
-// runWorker is a placeholder until its work lands.
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := newFlagSet("worker", "worker [flags]",
+		"Consumes CDR messages from Kafka in a consumer group, rates both legs of every call against the\n"+
+			"catalog in PostgreSQL, writes raw CDRs and xDRs to ClickHouse and moves balances in PostgreSQL,\n"+
+			"exactly once. Serves /metrics, /healthz and /readyz. Stops cleanly on SIGINT/SIGTERM after\n"+
+			"flushing the batches in flight.", stderr)
+	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)")
+	chDSN := fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (TARIFA_CLICKHOUSE_DSN)")
+	brokers := fs.String("brokers", env("TARIFA_KAFKA_BROKERS", defaultKafkaBrokers), "Kafka brokers, comma-separated (TARIFA_KAFKA_BROKERS)")
+	topic := fs.String("topic", env("TARIFA_KAFKA_TOPIC", defaultKafkaTopic), "CDR topic (TARIFA_KAFKA_TOPIC)")
+	group := fs.String("group", env("TARIFA_KAFKA_GROUP", defaultKafkaGroup), "consumer group (TARIFA_KAFKA_GROUP)")
+	partitions := fs.Int("partitions", 8, "partitions of the topic when the worker has to create it")
+	eventsTopic := fs.String("events-topic", env("TARIFA_EVENTS_TOPIC", ""), "topic for low-balance events, empty for none (TARIFA_EVENTS_TOPIC)")
+	metricsAddr := fs.String("metrics-addr", env("TARIFA_METRICS_ADDR", "127.0.0.1:9464"), "address of /metrics, /healthz and /readyz (TARIFA_METRICS_ADDR)")
+	var cfg rater.WorkerConfig
+	fs.IntVar(&cfg.BatchSize, "batch-size", 5000, "most CDRs rated and committed together")
+	fs.DurationVar(&cfg.BatchWait, "batch-wait", 200*time.Millisecond, "how long a batch waits for more CDRs after its first")
+	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", 2*time.Second, "how often the catalog version is checked")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush the batches in flight")
+	fs.DurationVar(&cfg.MaxBackoff, "max-backoff", 10*time.Second, "longest wait between retries while a server is unreachable")
+	sessionTimeout := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.Topic = *topic
+	log := newLogger(stderr)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	pool, ok := openWithRetry(ctx, log, "postgres", func(ctx context.Context) (*pgxpool.Pool, error) {
+		return sinks.OpenPostgres(ctx, *pgDSN)
+	})
+	if !ok {
+		return nil // stopped while waiting
+	}
+	defer pool.Close()
+	ch, ok := openWithRetry(ctx, log, "clickhouse", func(ctx context.Context) (driver.Conn, error) {
+		return sinks.OpenClickHouse(ctx, *chDSN)
+	})
+	if !ok {
+		return nil
+	}
+	defer ch.Close()
+
+	consumer, err := ingest.NewConsumer(ingest.ConsumerConfig{
+		Brokers: strings.Split(*brokers, ","), Topic: *topic, Group: *group,
+		Partitions: *partitions, SessionTimeout: *sessionTimeout,
+	}, log)
+	if err != nil {
+		return err
+	}
+	for {
+		err := consumer.EnsureTopic(ctx)
+		if err == nil {
+			break
+		}
+		log.Warn("kafka not ready; retrying", "brokers", *brokers, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+
+	var notifier rater.Notifier
+	if *eventsTopic != "" {
+		n := &kafkaNotifier{w: &kafka.Writer{Addr: kafka.TCP(strings.Split(*brokers, ",")...), Topic: *eventsTopic,
+			AllowAutoTopicCreation: true, RequiredAcks: kafka.RequireAll}, log: log}
+		defer n.w.Close()
+		notifier = n
+	}
+	store := sinks.NewStore(pool, ch)
+	worker, err := rater.NewWorker(cfg, consumer, store, sinks.NewCatalogLoader(pool), notifier, log, reg)
+	if err != nil {
+		return err
+	}
+
+	srv, err := serveMetrics(*metricsAddr, reg, worker.Ready)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	log.Info("worker starting", "topic", *topic, "group", *group, "brokers", *brokers, "metrics", *metricsAddr)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pruneDedupeKeys(ctx, store, log)
+	}()
+	err = worker.Run(ctx)
+	wg.Wait()
+	log.Info("worker stopped")
+	return err
+}
+
+// openWithRetry opens a server connection, retrying with capped backoff
+// while it is unreachable and logging once per change of state. ok is false
+// when ctx ended first.
+func openWithRetry[T any](ctx context.Context, log *slog.Logger, name string, open func(context.Context) (T, error)) (conn T, ok bool) {
+	backoff, logged := time.Second, false
+	for {
+		conn, err := open(ctx)
+		if err == nil {
+			if logged {
+				log.Info("server reachable", "server", name)
+			}
+			return conn, true
+		}
+		if ctx.Err() != nil {
+			return conn, false
+		}
+		if !logged {
+			log.Error("server unreachable; retrying with backoff", "server", name, "err", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return conn, false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// serveMetrics serves Prometheus metrics, /healthz (the process is alive)
+// and /readyz (the worker has a catalog and its servers answer).
+func serveMetrics(addr string, reg *prometheus.Registry, ready func() (bool, string)) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := ready(); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics address %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	return srv, nil
+}
+
+func pruneDedupeKeys(ctx context.Context, store *sinks.Store, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := store.PruneDedupeKeys(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("prune dedupe keys", "err", err)
+		} else if n > 0 {
+			log.Info("pruned dedupe keys", "count", n)
+		}
+	}
+}
+
+// kafkaNotifier publishes low-balance notifications as JSON messages.
+type kafkaNotifier struct {
+	w   *kafka.Writer
+	log *slog.Logger
+}
+
+func (n *kafkaNotifier) Notify(ctx context.Context, ns []rater.Notification) {
+	msgs := make([]kafka.Message, 0, len(ns))
+	for _, x := range ns {
+		b, _ := json.Marshal(map[string]any{
+			"kind": "low_balance", "client_id": x.ClientID, "client": x.ClientName,
+			"available": sinks.Decimal(x.AvailableMicro).StringFixed(6), "threshold": sinks.Decimal(x.ThresholdMicro).StringFixed(6),
+			"at": time.Now().UTC().Format(time.RFC3339),
+		})
+		msgs = append(msgs, kafka.Message{Key: []byte(fmt.Sprint(x.ClientID)), Value: b})
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := n.w.WriteMessages(ctx, msgs...); err != nil {
+		n.log.Warn("publish low-balance events", "err", err)
+	}
 }

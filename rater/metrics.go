@@ -1,0 +1,39 @@
+package rater
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// workerMetrics are the worker's Prometheus metrics. Labels never carry a
+// CDR, account or number: only reasons, sinks and partitions.
+type workerMetrics struct {
+	consumed       prometheus.Counter
+	rated          prometheus.Counter
+	duplicates     prometheus.Counter
+	mismatched     *prometheus.CounterVec
+	sinkErrors     *prometheus.CounterVec
+	batchSize      prometheus.Histogram
+	batchSeconds   prometheus.Histogram
+	lag            *prometheus.GaugeVec
+	committed      *prometheus.GaugeVec
+	catalogVersion prometheus.Gauge
+	catalogReloads prometheus.Counter
+}
+
+func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
+	m := &workerMetrics{
+		consumed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_cdrs_consumed_total", Help: "CDR messages consumed and committed."}),
+		rated:      prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_cdrs_rated_total", Help: "CDRs whose orig side was rated."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_cdrs_duplicate_total", Help: "CDRs dropped as already billed within the dedupe window."}),
+		mismatched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tarifa_cdrs_mismatched_total", Help: "CDRs not rated (orig reasons) or rated without their term side (term_* reasons), by reason."}, []string{"reason"}),
+		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tarifa_sink_errors_total", Help: "Failed batch commits, by the server that failed."}, []string{"sink"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tarifa_batch_size", Help: "CDRs per committed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tarifa_batch_duration_seconds", Help: "Time to rate and commit one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}),
+		lag:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tarifa_consumer_lag", Help: "Messages of a partition not yet fetched."}, []string{"partition"}),
+		committed:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tarifa_committed_offset", Help: "Next offset to process of a partition, as committed to PostgreSQL."}, []string{"partition"}),
+		catalogVersion: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tarifa_catalog_version", Help: "Version of the catalog snapshot in use."}),
+		catalogReloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_catalog_reloads_total", Help: "Catalog snapshots loaded."}),
+	}
+	reg.MustRegister(m.consumed, m.rated, m.duplicates, m.mismatched, m.sinkErrors, m.batchSize, m.batchSeconds, m.lag, m.committed, m.catalogVersion, m.catalogReloads)
+	return m
+}

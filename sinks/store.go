@@ -1,0 +1,243 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+
+	"github.com/tarifa/tarifa/rater"
+)
+
+// DedupeWindow is how long a billed CDR's switch and id are remembered.
+const DedupeWindow = 48 * time.Hour
+
+// Store commits rated batches: xDRs and raw CDRs to ClickHouse, balance
+// deltas, dedupe keys and the partition's next offset to PostgreSQL in one
+// transaction. It implements rater.Store and is safe for concurrent use by
+// the partition goroutines of a worker.
+//
+// The order inside Commit is what makes a batch exactly-once:
+//
+//  1. lock the partition's offset row and check it still holds the offset
+//     this worker last saw (else rater.ErrFenced: another worker owns it);
+//  2. insert the dedupe keys, learning which CDRs were already billed;
+//  3. write the xDRs of the others to ClickHouse (idempotent by key and
+//     version, so a replay after a crash here replaces the same rows);
+//  4. add the balance deltas, raise low-balance notifications, store the
+//     next offset, and commit.
+//
+// A crash before 4 commits leaves PostgreSQL untouched and the batch is
+// replayed from Kafka; a crash after it finds the offset stored and skips.
+type Store struct {
+	pg *pgxpool.Pool
+	ch driver.Conn
+}
+
+// NewStore returns a store writing to pg and ch.
+func NewStore(pg *pgxpool.Pool, ch driver.Conn) *Store { return &Store{pg: pg, ch: ch} }
+
+// NextOffset returns the next offset to process of a partition, or -1 when
+// none was stored yet.
+func (s *Store) NextOffset(ctx context.Context, topic string, partition int) (int64, error) {
+	var next int64
+	err := s.pg.QueryRow(ctx, `SELECT next_offset FROM consumed_offsets WHERE topic = $1 AND "partition" = $2`, topic, partition).Scan(&next)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, &rater.SinkError{Sink: "postgres", Err: fmt.Errorf("read offset of partition %d: %w", partition, err)}
+	}
+	return next, nil
+}
+
+// Commit implements rater.Store.
+func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult, error) {
+	var res rater.CommitResult
+	tx, err := s.pg.Begin(ctx)
+	if err != nil {
+		return res, pgErr("begin", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
+
+	if err := lockOffset(ctx, tx, b); err != nil {
+		return res, err
+	}
+	if res.Duplicates, err = dedupe(ctx, tx, b); err != nil {
+		return res, err
+	}
+	if err := writeClickHouse(ctx, s.ch, b); err != nil {
+		return res, &rater.SinkError{Sink: "clickhouse", Err: err}
+	}
+	if res.Notifications, err = applyBalances(ctx, tx, b); err != nil {
+		return res, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE consumed_offsets SET next_offset = $3, updated_at = now() WHERE topic = $1 AND "partition" = $2`,
+		b.Topic, b.Partition, b.Next); err != nil {
+		return res, pgErr("store offset", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, pgErr("commit", err)
+	}
+	return res, nil
+}
+
+func pgErr(what string, err error) error {
+	return &rater.SinkError{Sink: "postgres", Err: fmt.Errorf("%s: %w", what, err)}
+}
+
+func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) error {
+	if b.Stored < 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO consumed_offsets (topic, "partition", next_offset) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			b.Topic, b.Partition, b.First); err != nil {
+			return pgErr("create offset", err)
+		}
+	}
+	var stored int64
+	if err := tx.QueryRow(ctx, `SELECT next_offset FROM consumed_offsets WHERE topic = $1 AND "partition" = $2 FOR UPDATE`,
+		b.Topic, b.Partition).Scan(&stored); err != nil {
+		return pgErr("lock offset", err)
+	}
+	if b.Stored < 0 && stored == b.First || stored == b.Stored {
+		return nil
+	}
+	return fmt.Errorf("partition %d: stored offset %d, this worker expected %d: %w", b.Partition, stored, b.Stored, rater.ErrFenced)
+}
+
+// dedupe records the keys of the batch's CDRs and marks the XDRs whose key
+// was already billed within the window, or earlier in this batch.
+func dedupe(ctx context.Context, tx pgx.Tx, b *rater.Batch) (int, error) {
+	first := make(map[[16]byte]int, len(b.XDRs))
+	keys := make([][16]byte, 0, len(b.XDRs))
+	dups := 0
+	for i := range b.XDRs {
+		x := &b.XDRs[i]
+		if !x.Deduped() {
+			continue
+		}
+		if _, seen := first[x.Key]; seen {
+			x.MarkDuplicate()
+			dups++
+			continue
+		}
+		first[x.Key] = i
+		keys = append(keys, x.Key)
+	}
+	if len(keys) == 0 {
+		return dups, nil
+	}
+	// Sorted keys take row locks in one global order: concurrent batches of
+	// other partitions never deadlock on them.
+	sort.Slice(keys, func(i, j int) bool { return string(keys[i][:]) < string(keys[j][:]) })
+	rows, err := tx.Query(ctx, `
+		INSERT INTO cdr_keys AS k (key, seen_at)
+		SELECT key, now() FROM unnest($1::uuid[]) AS key ORDER BY key
+		ON CONFLICT (key) DO UPDATE SET seen_at = now()
+		    WHERE k.seen_at < now() - make_interval(secs => $2)
+		RETURNING key`, keys, DedupeWindow.Seconds())
+	if err != nil {
+		return 0, pgErr("record dedupe keys", err)
+	}
+	fresh := make(map[[16]byte]bool, len(keys))
+	for rows.Next() {
+		var k [16]byte
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return 0, pgErr("record dedupe keys", err)
+		}
+		fresh[k] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, pgErr("record dedupe keys", err)
+	}
+	for k, i := range first {
+		if !fresh[k] {
+			b.XDRs[i].MarkDuplicate()
+			dups++
+		}
+	}
+	return dups, nil
+}
+
+// applyBalances adds the batch's per-client deltas to live balances (in
+// client id order, so concurrent batches lock rows in one order) and raises
+// the low-balance notifications they cause.
+func applyBalances(ctx context.Context, tx pgx.Tx, b *rater.Batch) ([]rater.Notification, error) {
+	deltas := map[int64]int64{}
+	for i := range b.XDRs {
+		if x := &b.XDRs[i]; !x.Duplicate() {
+			x.Deltas(func(client, micro int64) { deltas[client] += micro })
+		}
+	}
+	if len(deltas) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, 0, len(deltas))
+	for id := range deltas {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	amounts := make([]string, len(ids))
+	for i, id := range ids {
+		amounts[i] = Decimal(deltas[id]).StringFixed(6)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO balances AS b (client_id, live)
+		SELECT id, delta::numeric FROM unnest($1::bigint[], $2::text[]) AS d(id, delta) ORDER BY id
+		ON CONFLICT (client_id) DO UPDATE SET live = b.live + excluded.live, updated_at = now()`, ids, amounts); err != nil {
+		return nil, pgErr("apply balances", err)
+	}
+	// Re-arm clients whose term credits lifted them back above the threshold.
+	if _, err := tx.Exec(ctx, `
+		UPDATE balances b SET low_balance_notified = false FROM clients c
+		WHERE b.client_id = ANY($1) AND c.id = b.client_id AND b.low_balance_notified
+		  AND (c.low_balance_threshold IS NULL OR b.live + c.credit_limit >= c.low_balance_threshold)`, ids); err != nil {
+		return nil, pgErr("re-arm low balance", err)
+	}
+	rows, err := tx.Query(ctx, `
+		WITH hit AS (
+			UPDATE balances b SET low_balance_notified = true FROM clients c
+			WHERE b.client_id = ANY($1) AND c.id = b.client_id AND NOT b.low_balance_notified AND NOT c.unlimited
+			  AND c.low_balance_threshold IS NOT NULL AND b.live + c.credit_limit < c.low_balance_threshold
+			RETURNING b.client_id, c.name, b.live + c.credit_limit AS available, c.low_balance_threshold AS threshold)
+		INSERT INTO notifications (client_id, kind, message, available, threshold)
+		SELECT client_id, 'low_balance', 'available balance ' || available::text || ' fell below the threshold ' || threshold::text,
+		       available, threshold FROM hit
+		RETURNING client_id, (SELECT name FROM clients WHERE id = client_id), available::text, threshold::text`, ids)
+	if err != nil {
+		return nil, pgErr("low balance notifications", err)
+	}
+	defer rows.Close()
+	var out []rater.Notification
+	for rows.Next() {
+		var n rater.Notification
+		var avail, thr string
+		if err := rows.Scan(&n.ClientID, &n.ClientName, &avail, &thr); err != nil {
+			return nil, pgErr("low balance notifications", err)
+		}
+		n.AvailableMicro, n.ThresholdMicro = Micro(decimal.RequireFromString(avail)), Micro(decimal.RequireFromString(thr))
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, pgErr("low balance notifications", err)
+	}
+	return out, nil
+}
+
+// PruneDedupeKeys deletes dedupe keys older than the window; run it now and
+// then (the worker does every 10 minutes).
+func (s *Store) PruneDedupeKeys(ctx context.Context) (int64, error) {
+	tag, err := s.pg.Exec(ctx, `DELETE FROM cdr_keys WHERE seen_at < now() - make_interval(secs => $1)`, DedupeWindow.Seconds())
+	if err != nil {
+		return 0, pgErr("prune dedupe keys", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
