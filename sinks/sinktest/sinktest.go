@@ -47,7 +47,7 @@ func New(t testing.TB) *DB {
 	chDSN := withDatabase(t, envOr("TARIFA_CLICKHOUSE_DSN", defaultCH), name)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := quiet()
 
 	if err := sinks.EnsurePostgresDatabase(ctx, pgDSN); err != nil {
 		t.Fatalf("integration test needs the local stack (make up): %v", err)
@@ -144,3 +144,8 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// RandomName returns a fresh name for a test's topic or database.
+func RandomName() string { return "t_" + randomHex(6) }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tarifa/tarifa/sinks/sinktest"
+)
+
+// TestWorkerSurvivesOutages stops ClickHouse, then PostgreSQL, mid-stream —
+// private servers of this test, so the shared stack is never disturbed —
+// and checks that the worker pauses, says so on /readyz, resumes when the
+// server is back, and that nothing is lost or doubled.
+func TestWorkerSurvivesOutages(t *testing.T) {
+	t.Parallel()
+	bin := buildTarifa(t)
+	pgSrv := sinktest.StartPostgres(t)
+	chSrv := sinktest.StartClickHouse(t)
+	db := sinktest.Open(t, pgSrv.DSN, chSrv.DSN)
+	if _, err := db.PG.Exec(context.Background(), pipelineCatalog); err != nil {
+		t.Fatal(err)
+	}
+	topic := "t-outage-" + sinktest.RandomName()
+	ts := genTraffic(8000, 3)
+	produce(t, kafkaBrokers(), topic, ts.msgs)
+	total := len(ts.msgs)
+
+	addr := freeAddr(t)
+	p := startWorker(t, bin, db, topic, "--metrics-addr", addr, "--max-backoff", "1s", "--batch-size", "200")
+	waitConsumed(t, db, topic, total/4, 60*time.Second, p)
+
+	chSrv.Stop()
+	waitReady(t, addr, false, 30*time.Second, p)
+	stalled := consumed(t, db, topic)
+	time.Sleep(2 * time.Second)
+	if now := consumed(t, db, topic); now != stalled {
+		t.Fatalf("consumed moved from %d to %d while ClickHouse was down", stalled, now)
+	}
+	chSrv.Start(t)
+	waitReady(t, addr, true, 60*time.Second, p)
+	waitConsumed(t, db, topic, stalled+total/8, 60*time.Second, p)
+
+	pgSrv.Stop()
+	waitReady(t, addr, false, 30*time.Second, p)
+	time.Sleep(2 * time.Second)
+	pgSrv.Start(t)
+	waitReady(t, addr, true, 60*time.Second, p)
+	waitConsumed(t, db, topic, total, 90*time.Second, p)
+	p.stop(t)
+
+	checkInvariants(t, db, ts, 0)
+	logs := p.stderr.String()
+	if n := strings.Count(logs, "component failing"); n < 2 || n > 6 {
+		t.Errorf("%d 'component failing' log lines for two outages; want one per component and outage\n%s", n, logs)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitReady polls /readyz until it answers ready (200) or not (503).
+func waitReady(t *testing.T, addr string, ready bool, within time.Duration, p *workerProc) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	last := ""
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = resp.Status + " " + string(body)
+			if (resp.StatusCode == http.StatusOK) == ready {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("/readyz did not become ready=%v within %v (last: %s)\n%s", ready, within, last, p.stderr)
+}
