@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -395,4 +397,92 @@ func TestWorkerRebalance(t *testing.T) {
 		t.Fatalf("second worker never got partitions:\n%s", b.stderr)
 	}
 	checkInvariants(t, db, ts, 0)
+}
+
+// TestWorkerHotReloadAndLowBalance changes a rate while the worker runs:
+// later CDRs use it, earlier ones keep theirs. A client whose available
+// balance falls below its threshold is notified once, in PostgreSQL, in the
+// log and on the events topic.
+func TestWorkerHotReloadAndLowBalance(t *testing.T) {
+	t.Parallel()
+	bin := buildTarifa(t)
+	db, topic := setupPipeline(t)
+	ctx := context.Background()
+	if _, err := db.PG.Exec(ctx, "UPDATE clients SET low_balance_threshold = 0 WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	call := func(id, dst string) kafka.Message {
+		return kafka.Message{Key: []byte(id), Value: []byte(`{"id":"` + id + `","switch":"sw1","setup_time":"2024-03-10T12:00:00Z","connect_time":"2024-03-10T12:00:05Z",` +
+			`"disconnect_time":"2024-03-10T12:01:05Z","src_user":"trunk-b","dst":"` + dst + `"}`)}
+	}
+	events := topic + "-events"
+	metricsAddr := freeAddr(t)
+	p := startWorker(t, bin, db, topic, "--events-topic", events, "--metrics-addr", metricsAddr)
+	produce(t, kafkaBrokers(), topic, []kafka.Message{call("before-1", "442071234567"), call("before-2", "442071234568")})
+	waitConsumed(t, db, topic, 2, 60*time.Second, p)
+
+	if _, err := db.PG.Exec(ctx, "UPDATE rates SET rate = 0.5, updated_at = now() WHERE rate_table_id = 1 AND code = '44'"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(p.stderr.String(), "catalog loaded") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rate change did not reach the running worker within 10s\n%s", p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	produce(t, kafkaBrokers(), topic, []kafka.Message{call("after-1", "442071234569"), call("after-2", "442071234560")})
+	waitConsumed(t, db, topic, 4, 60*time.Second, p)
+
+	rates := map[string]string{}
+	rows, err := db.CH.Query(ctx, "SELECT cdr_id, toString(orig_rate), toString(orig_cost) FROM xdrs FINAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, rate, cost string
+		if err := rows.Scan(&id, &rate, &cost); err != nil {
+			t.Fatal(err)
+		}
+		rates[id] = rate + " " + cost
+	}
+	rows.Close()
+	for id, want := range map[string]string{"before-1": "0.012000000 0.012000", "before-2": "0.012000000 0.012000", "after-1": "0.500000000 0.500000", "after-2": "0.500000000 0.500000"} {
+		if rates[id] != want {
+			t.Errorf("xDR %s: rate and cost %q, want %q", id, rates[id], want)
+		}
+	}
+
+	var n int
+	if err := db.PG.QueryRow(ctx, "SELECT count(*) FROM notifications WHERE client_id = 2 AND kind = 'low_balance'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d low-balance notifications for client 2 after four calls below the threshold, want exactly 1", n)
+	}
+	if !strings.Contains(p.stderr.String(), "low balance") {
+		t.Errorf("no low balance log line\n%s", p.stderr)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{kafkaBrokers()}, Topic: events, GroupID: events + "-reader", StartOffset: kafka.FirstOffset, MaxBytes: 1 << 20})
+	defer r.Close()
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	m, err := r.ReadMessage(rctx)
+	if err != nil || !strings.Contains(string(m.Value), `"client":"Customer B"`) || !strings.Contains(string(m.Value), `"kind":"low_balance"`) {
+		t.Errorf("events topic: %s, %v; want a low_balance event for Customer B", m.Value, err)
+	}
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"tarifa_cdrs_consumed_total 4", "tarifa_cdrs_rated_total 4", "tarifa_batch_size_count", "tarifa_batch_duration_seconds_bucket",
+		"tarifa_committed_offset{partition=", "tarifa_consumer_lag{partition=", "tarifa_catalog_reloads_total 2"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	p.stop(t)
 }
