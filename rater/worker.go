@@ -73,7 +73,7 @@ type Batch struct {
 	// store for the partition (-1: none stored). A store that holds another
 	// value refuses the batch with ErrFenced.
 	Stored int64
-	XDRs      []XDR
+	XDRs   []XDR
 }
 
 // CommitResult is what a store reports about a committed batch.

@@ -110,8 +110,11 @@ func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) error {
 	return fmt.Errorf("partition %d: stored offset %d, this worker expected %d: %w", b.Partition, stored, b.Stored, rater.ErrFenced)
 }
 
-// dedupe records the keys of the batch's CDRs and marks the XDRs whose key
-// was already billed within the window, or earlier in this batch.
+// dedupe marks the XDRs of CDRs already billed within the window (or
+// earlier in this batch) as duplicates and records the keys of the newly
+// billed ones. Every CDR's key is looked up, but only CDRs that move a
+// balance are recorded: a repeated zero-cost CDR lands on its own xDR row
+// again and changes nothing, while a repeat of a billed one is caught.
 func dedupe(ctx context.Context, tx pgx.Tx, b *rater.Batch) (int, error) {
 	first := make(map[[16]byte]int, len(b.XDRs))
 	keys := make([][16]byte, 0, len(b.XDRs))
@@ -132,38 +135,81 @@ func dedupe(ctx context.Context, tx pgx.Tx, b *rater.Batch) (int, error) {
 	if len(keys) == 0 {
 		return dups, nil
 	}
-	// Sorted keys take row locks in one global order: concurrent batches of
-	// other partitions never deadlock on them.
-	sort.Slice(keys, func(i, j int) bool { return string(keys[i][:]) < string(keys[j][:]) })
-	rows, err := tx.Query(ctx, `
-		INSERT INTO cdr_keys AS k (key, seen_at)
-		SELECT key, now() FROM unnest($1::uuid[]) AS key ORDER BY key
-		ON CONFLICT (key) DO UPDATE SET seen_at = now()
-		    WHERE k.seen_at < now() - make_interval(secs => $2)
-		RETURNING key`, keys, DedupeWindow.Seconds())
+	rows, err := tx.Query(ctx, `SELECT key, seen_at >= now() - make_interval(secs => $2) FROM cdr_keys WHERE key = ANY($1::uuid[])`,
+		keys, DedupeWindow.Seconds())
+	if err != nil {
+		return 0, pgErr("look up dedupe keys", err)
+	}
+	var expired [][16]byte
+	for rows.Next() {
+		var k [16]byte
+		var live bool
+		if err := rows.Scan(&k, &live); err != nil {
+			rows.Close()
+			return 0, pgErr("look up dedupe keys", err)
+		}
+		if !live {
+			expired = append(expired, k) // seen too long ago: bill again
+			continue
+		}
+		b.XDRs[first[k]].MarkDuplicate()
+		dups++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, pgErr("look up dedupe keys", err)
+	}
+	if len(expired) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM cdr_keys WHERE key = ANY($1::uuid[])`, expired); err != nil {
+			return 0, pgErr("expire dedupe keys", err)
+		}
+	}
+	fresh := keys[:0]
+	for _, k := range keys {
+		x := &b.XDRs[first[k]]
+		if !x.Duplicate() && moves(x) {
+			fresh = append(fresh, k)
+		}
+	}
+	if len(fresh) == 0 {
+		return dups, nil
+	}
+	// Sorted keys take index locks in one global order. A key another
+	// worker recorded since our look-up (the same CDR in two partitions at
+	// once) is not returned: that CDR is a duplicate here.
+	sort.Slice(fresh, func(i, j int) bool { return string(fresh[i][:]) < string(fresh[j][:]) })
+	rows, err = tx.Query(ctx, `INSERT INTO cdr_keys (key, seen_at) SELECT key, now() FROM unnest($1::uuid[]) AS key
+		ON CONFLICT (key) DO NOTHING RETURNING key`, fresh)
 	if err != nil {
 		return 0, pgErr("record dedupe keys", err)
 	}
-	fresh := make(map[[16]byte]bool, len(keys))
+	recorded := make(map[[16]byte]bool, len(fresh))
 	for rows.Next() {
 		var k [16]byte
 		if err := rows.Scan(&k); err != nil {
 			rows.Close()
 			return 0, pgErr("record dedupe keys", err)
 		}
-		fresh[k] = true
+		recorded[k] = true
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, pgErr("record dedupe keys", err)
 	}
-	for k, i := range first {
-		if !fresh[k] {
-			b.XDRs[i].MarkDuplicate()
+	for _, k := range fresh {
+		if !recorded[k] {
+			b.XDRs[first[k]].MarkDuplicate()
 			dups++
 		}
 	}
 	return dups, nil
+}
+
+// moves reports whether an XDR changes a balance.
+func moves(x *rater.XDR) bool {
+	moved := false
+	x.Deltas(func(int64, int64) { moved = true })
+	return moved
 }
 
 // applyBalances adds the batch's per-client deltas to live balances (in
@@ -240,4 +286,3 @@ func (s *Store) PruneDedupeKeys(ctx context.Context) (int64, error) {
 	}
 	return tag.RowsAffected(), nil
 }
-

@@ -13,7 +13,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // buildTarifa builds the real binary into a temporary directory.
-func buildTarifa(t *testing.T) string {
+func buildTarifa(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tarifa")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -151,11 +152,14 @@ func openWithRetry[T any](ctx context.Context, log *slog.Logger, name string, op
 	}
 }
 
-// serveMetrics serves Prometheus metrics, /healthz (the process is alive)
-// and /readyz (the worker has a catalog and its servers answer).
+// serveMetrics serves Prometheus metrics, /healthz (the process is alive),
+// /readyz (the worker has a catalog and its servers answer) and the Go
+// profiler under /debug/pprof/ (bind it to loopback or a private network).
 func serveMetrics(addr string, reg *prometheus.Registry, ready func() (bool, string)) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ok, why := ready(); !ok {

@@ -5,11 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -162,7 +163,7 @@ func genTraffic(n int, seed uint64) *trafficSet {
 	return ts
 }
 
-func produce(t *testing.T, brokers, topic string, msgs []kafka.Message) {
+func produce(t testing.TB, brokers, topic string, msgs []kafka.Message) {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers), Topic: topic, AllowAutoTopicCreation: true, Balancer: &kafka.Hash{},
 		BatchSize: 1000, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
@@ -189,21 +190,42 @@ func kafkaBrokers() string {
 // workerProc is a running `tarifa worker` process.
 type workerProc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 }
 
-func startWorker(t *testing.T, bin string, db *sinktest.DB, topic string, extra ...string) *workerProc {
+// syncBuffer is a bytes.Buffer the process's output goroutine writes while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Bytes() []byte { return []byte(s.String()) }
+
+func startWorker(t testing.TB, bin string, db *sinktest.DB, topic string, extra ...string) *workerProc {
 	t.Helper()
 	args := append([]string{"worker", "--topic", topic, "--group", topic + "-rater", "--metrics-addr", "127.0.0.1:0",
 		"--batch-size", "300", "--batch-wait", "50ms", "--reload-interval", "500ms", "--session-timeout", "6s"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "TARIFA_PG_DSN="+db.PGDSN, "TARIFA_CLICKHOUSE_DSN="+db.CHDSN, "TARIFA_KAFKA_BROKERS="+kafkaBrokers())
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &workerProc{cmd: cmd, stderr: &stderr}
+	p := &workerProc{cmd: cmd, stderr: stderr}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
@@ -219,7 +241,7 @@ func (p *workerProc) kill(t *testing.T) {
 	_ = p.cmd.Wait()
 }
 
-func (p *workerProc) stop(t *testing.T) {
+func (p *workerProc) stop(t testing.TB) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -236,7 +258,7 @@ func (p *workerProc) stop(t *testing.T) {
 }
 
 // consumed returns the sum of the stored next offsets of topic.
-func consumed(t *testing.T, db *sinktest.DB, topic string) int {
+func consumed(t testing.TB, db *sinktest.DB, topic string) int {
 	var n int
 	if err := db.PG.QueryRow(context.Background(), "SELECT coalesce(sum(next_offset), 0) FROM consumed_offsets WHERE topic = $1", topic).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -244,7 +266,7 @@ func consumed(t *testing.T, db *sinktest.DB, topic string) int {
 	return n
 }
 
-func waitConsumed(t *testing.T, db *sinktest.DB, topic string, want int, within time.Duration, procs ...*workerProc) {
+func waitConsumed(t testing.TB, db *sinktest.DB, topic string, want int, within time.Duration, procs ...*workerProc) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
@@ -329,7 +351,7 @@ func checkInvariants(t *testing.T, db *sinktest.DB, ts *trafficSet, extraMalform
 	}
 }
 
-func setupPipeline(t *testing.T) (*sinktest.DB, string) {
+func setupPipeline(t testing.TB) (*sinktest.DB, string) {
 	t.Helper()
 	db := sinktest.New(t)
 	if _, err := db.PG.Exec(context.Background(), pipelineCatalog); err != nil {

@@ -184,13 +184,15 @@ CREATE TABLE consumed_offsets (
     PRIMARY KEY (topic, "partition")
 );
 
--- cdr_keys: switch + id of every CDR billed in the last 48 hours (as a
--- 128-bit hash), for dedupe across restarts and partition rebalances.
+-- cdr_keys: switch + id (as a 128-bit hash) of every CDR that moved a
+-- balance in the last 48 hours, for dedupe across restarts and partition
+-- rebalances. seen_at grows with insertion order, so a BRIN index serves
+-- the pruning of expired keys at almost no cost per insert.
 CREATE TABLE cdr_keys (
     key      uuid PRIMARY KEY,
     seen_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX cdr_keys_seen_idx ON cdr_keys (seen_at);
+CREATE INDEX cdr_keys_seen_idx ON cdr_keys USING brin (seen_at);
 
 -- Every transaction moves live and fixed at once, whoever inserts it.
 CREATE FUNCTION apply_transaction() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -1,0 +1,203 @@
+package api
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestScopeMatrix calls every endpoint with every role on an object of the
+// caller's own scope and on a foreign one. The reseller token belongs to
+// R1; R1a is below it; R2 is a sideways reseller. The client token belongs
+// to C1 (under R1a); C2 is under R2.
+func TestScopeMatrix(t *testing.T) {
+	e := newEnv(t)
+	r1 := e.create("/v1/resellers", map[string]any{"name": "R1", "currency": "USD"})
+	r1a := e.create("/v1/resellers", map[string]any{"name": "R1a", "currency": "USD", "parent_id": r1})
+	r1b := e.create("/v1/resellers", map[string]any{"name": "R1b", "currency": "USD", "parent_id": r1})
+	r2 := e.create("/v1/resellers", map[string]any{"name": "R2", "currency": "USD"})
+	r3 := e.create("/v1/resellers", map[string]any{"name": "R3", "currency": "USD", "parent_id": r2})
+	m1 := e.create("/v1/managers", map[string]any{"name": "M1", "reseller_id": r1a})
+	m2 := e.create("/v1/managers", map[string]any{"name": "M2", "reseller_id": r2})
+	rt := e.create("/v1/rate-tables", map[string]any{"name": "RT", "currency": "USD"})
+	e.must(200, e.admin, "POST", path("/v1/rate-tables/{id}/rates", rt), "code,rate\n44,0.01\n")
+	c1 := e.create("/v1/clients", map[string]any{"name": "C1", "reseller_id": r1a, "currency": "USD", "orig_rate_table_id": rt, "credit_limit": "5"})
+	c2 := e.create("/v1/clients", map[string]any{"name": "C2", "reseller_id": r2, "currency": "USD", "orig_rate_table_id": rt, "credit_limit": "5"})
+	a1 := e.create(path("/v1/clients/{id}/accounts", c1), map[string]any{"kind": "ip", "ident": "192.0.2.1"})
+	a2 := e.create(path("/v1/clients/{id}/accounts", c2), map[string]any{"kind": "ip", "ident": "192.0.2.2"})
+	t1 := num(t, e.must(201, e.admin, "POST", "/v1/transactions", map[string]any{"client_id": c1, "kind": "payment", "amount": "1"})["id"])
+	t2 := num(t, e.must(201, e.admin, "POST", "/v1/transactions", map[string]any{"client_id": c2, "kind": "payment", "amount": "1"})["id"])
+
+	tokens := map[string]string{
+		"admin":    e.admin,
+		"reseller": e.token(RoleReseller, r1, 0),
+		"client":   e.token(RoleClient, 0, c1),
+	}
+	seq := 0
+	uniq := func(s string) string { seq++; return fmt.Sprintf("%s-%d", s, seq) }
+	type ids struct{ own, foreign int64 }
+	// want lists the statuses of admin, reseller and client, each on the
+	// own object then the foreign one.
+	type tc struct {
+		method, path string
+		id           ids
+		body         func(id int64) any
+		want         [3][2]int
+	}
+	const (
+		ok, created, noContent = 200, 201, 204
+		forbidden, missing     = 403, 404
+		conflictS, invalidS    = 409, 422
+	)
+	all := func(s int) [3][2]int { return [3][2]int{{s, s}, {s, s}, {forbidden, forbidden}} }
+	scoped := func(s int) [3][2]int { return [3][2]int{{s, s}, {s, missing}, {forbidden, forbidden}} }
+	clientReads := [3][2]int{{ok, ok}, {ok, missing}, {ok, missing}}
+	adminOnly := func(s int) [3][2]int { return [3][2]int{{s, s}, {forbidden, forbidden}, {forbidden, forbidden}} }
+	refScoped := func(s int) [3][2]int { return [3][2]int{{s, s}, {s, invalidS}, {forbidden, forbidden}} }
+	cases := []tc{
+		{"GET", "/v1/resellers", ids{}, nil, all(ok)},
+		{"POST", "/v1/resellers", ids{r1a, r2}, func(id int64) any {
+			return map[string]any{"name": uniq("new"), "currency": "USD", "parent_id": id}
+		}, refScoped(created)},
+		{"GET", "/v1/resellers/{id}", ids{r1a, r2}, nil, scoped(ok)},
+		{"PATCH", "/v1/resellers/{id}", ids{r1a, r2}, func(int64) any { return map[string]any{"company_name": "X Ltd"} }, scoped(ok)},
+		{"DELETE", "/v1/resellers/{id}", ids{r1b, r3}, nil, scoped(ok)},
+
+		{"GET", "/v1/managers", ids{}, nil, all(ok)},
+		{"POST", "/v1/managers", ids{r1a, r2}, func(id int64) any { return map[string]any{"name": uniq("m"), "reseller_id": id} }, refScoped(created)},
+		{"GET", "/v1/managers/{id}", ids{m1, m2}, nil, scoped(ok)},
+		{"PATCH", "/v1/managers/{id}", ids{m1, m2}, func(int64) any { return map[string]any{"email": "m@x.example"} }, scoped(ok)},
+
+		{"GET", "/v1/clients", ids{}, nil, all(ok)},
+		{"GET", "/v1/clients.csv", ids{}, nil, all(ok)},
+		{"POST", "/v1/clients", ids{r1a, r2}, func(id int64) any {
+			return map[string]any{"name": uniq("c"), "currency": "USD", "reseller_id": id}
+		}, refScoped(created)},
+		{"POST", "/v1/clients/last-invoiced", ids{c1, c2}, func(id int64) any {
+			return map[string]any{"client_ids": []int64{id}, "last_invoiced_at": "2024-01-31"}
+		}, refScoped(ok)},
+		{"GET", "/v1/clients/{id}", ids{c1, c2}, nil, clientReads},
+		{"PATCH", "/v1/clients/{id}", ids{c1, c2}, func(int64) any { return map[string]any{"zip": "12345"} }, scoped(ok)},
+		{"DELETE", "/v1/clients/{id}?full=true", ids{c1, c2}, nil, scoped(conflictS)},
+		{"GET", "/v1/clients/{id}/accounts", ids{c1, c2}, nil, scoped(ok)},
+		{"POST", "/v1/clients/{id}/accounts", ids{c1, c2}, func(int64) any { return map[string]any{"kind": "username", "ident": uniq("u")} }, scoped(created)},
+		{"GET", "/v1/clients/{id}/transactions", ids{c1, c2}, nil, clientReads},
+		{"GET", "/v1/clients/{id}/balance", ids{c1, c2}, nil, clientReads},
+
+		{"GET", "/v1/accounts/{id}", ids{a1, a2}, nil, scoped(ok)},
+		{"PATCH", "/v1/accounts/{id}", ids{a1, a2}, func(int64) any { return map[string]any{"term": true} }, scoped(ok)},
+
+		{"GET", "/v1/rate-tables", ids{}, nil, all(ok)},
+		{"POST", "/v1/rate-tables", ids{}, func(int64) any { return map[string]any{"name": uniq("rt"), "currency": "USD"} }, adminOnly(created)},
+		{"GET", "/v1/rate-tables/{id}", ids{rt, rt}, nil, all(ok)},
+		{"PATCH", "/v1/rate-tables/{id}", ids{rt, rt}, func(int64) any { return map[string]any{"notes": "n"} }, adminOnly(ok)},
+		{"GET", "/v1/rate-tables/{id}/rates", ids{rt, rt}, nil, all(ok)},
+		{"POST", "/v1/rate-tables/{id}/rates", ids{rt, rt}, func(int64) any { return "code,rate\n45,0.02\n" }, adminOnly(ok)},
+
+		{"POST", "/v1/transactions", ids{c1, c2}, func(id int64) any {
+			return map[string]any{"client_id": id, "kind": "adjustment", "amount": "-0.5"}
+		}, refScoped(created)},
+		{"GET", "/v1/transactions/{id}", ids{t1, t2}, nil, clientReads},
+
+		{"POST", "/v1/authorize", ids{}, func(int64) any { return map[string]any{"src_ip": "192.0.2.1", "dst": "4412"} }, all(ok)},
+		{"GET", "/v1/audit", ids{}, nil, all(ok)},
+		// destructive ones last
+		{"DELETE", "/v1/managers/{id}", ids{m1, m2}, nil, scoped(ok)},
+		{"DELETE", "/v1/accounts/{id}", ids{a1, a2}, nil, scoped(ok)},
+		{"DELETE", "/v1/rate-tables/{id}", ids{rt, rt}, nil, adminOnly(ok)},
+	}
+
+	covered := map[string]bool{}
+	for _, c := range cases {
+		covered[c.method+" "+strings.Split(c.path, "?")[0]] = true
+	}
+	for _, rt := range e.api.routes() {
+		if rt.roles&public == 0 && !covered[rt.method+" "+rt.path] {
+			t.Errorf("route %s %s has no scope case", rt.method, rt.path)
+		}
+	}
+
+	for _, c := range cases {
+		for _, role := range []int{1, 2, 0} { // admin last: it may archive what the others need
+			name := []string{"admin", "reseller", "client"}[role]
+			for k, id := range []int64{c.id.own, c.id.foreign} {
+				p := path(c.path, id)
+				var body any
+				if c.body != nil {
+					body = c.body(id)
+				}
+				got, out := e.call(tokens[name], c.method, p, body)
+				if want := c.want[role][k]; got != want {
+					t.Errorf("%s %s as %s (%s): %d, want %d: %s", c.method, p, name, []string{"own", "foreign"}[k], got, want, out)
+				}
+			}
+		}
+		// no token or a bad one: 401 everywhere
+		for _, tok := range []string{"", "tarifa_bogus", "Basic abc"} {
+			if got, _ := e.call(tok, c.method, path(c.path, c.id.own), nil); got != 401 {
+				t.Errorf("%s %s with token %q: %d, want 401", c.method, c.path, tok, got)
+			}
+		}
+	}
+}
+
+// TestResellerSeesOnlyItsSubtree checks lists, exports, authorize and the
+// audit log of a reseller token.
+func TestResellerSeesOnlyItsSubtree(t *testing.T) {
+	e := newEnv(t)
+	r1 := e.create("/v1/resellers", map[string]any{"name": "R1", "currency": "USD"})
+	r1a := e.create("/v1/resellers", map[string]any{"name": "R1a", "currency": "USD", "parent_id": r1})
+	r2 := e.create("/v1/resellers", map[string]any{"name": "R2", "currency": "USD"})
+	rt := e.create("/v1/rate-tables", map[string]any{"name": "RT", "currency": "USD"})
+	e.must(200, e.admin, "POST", path("/v1/rate-tables/{id}/rates", rt), "code,rate\n44,0.01\n")
+	c1 := e.create("/v1/clients", map[string]any{"name": "Own client", "reseller_id": r1a, "currency": "USD", "orig_rate_table_id": rt, "credit_limit": "1"})
+	c2 := e.create("/v1/clients", map[string]any{"name": "Foreign client", "reseller_id": r2, "currency": "USD", "orig_rate_table_id": rt, "credit_limit": "1"})
+	e.create(path("/v1/clients/{id}/accounts", c1), map[string]any{"kind": "ip", "ident": "192.0.2.1"})
+	e.create(path("/v1/clients/{id}/accounts", c2), map[string]any{"kind": "ip", "ident": "192.0.2.2"})
+	tok := e.token(RoleReseller, r1, 0)
+
+	names := func(p string) []string {
+		var out []string
+		for _, it := range items(t, e.must(200, tok, "GET", p, nil)) {
+			out = append(out, fmt.Sprint(it["name"]))
+		}
+		return out
+	}
+	if got := fmt.Sprint(names("/v1/resellers")); got != "[R1 R1a]" {
+		t.Errorf("resellers: %s", got)
+	}
+	if got := fmt.Sprint(names("/v1/clients")); got != "[Own client]" {
+		t.Errorf("clients: %s", got)
+	}
+	if got := fmt.Sprint(names(path("/v1/clients?reseller_id={id}", r2))); got != "[]" {
+		t.Errorf("clients of a foreign reseller: %s", got)
+	}
+	_, csv := e.call(tok, "GET", "/v1/clients.csv?status=all", nil)
+	if !strings.Contains(string(csv), "Own client") || strings.Contains(string(csv), "Foreign client") {
+		t.Errorf("csv: %s", csv)
+	}
+	a := e.must(200, tok, "POST", "/v1/authorize", map[string]any{"src_ip": "192.0.2.2", "dst": "4412"})
+	if a["reason"] != "unknown_account" {
+		t.Errorf("foreign account authorized: %v", a)
+	}
+	a = e.must(200, tok, "POST", "/v1/authorize", map[string]any{"src_ip": "192.0.2.1", "dst": "4412"})
+	if a["allowed"] != true {
+		t.Errorf("own account refused: %v", a)
+	}
+	for _, it := range items(t, e.must(200, tok, "GET", "/v1/audit?limit=1000", nil)) {
+		if it["entity"] == "rate table" || fmt.Sprint(it["reseller_id"]) == jsonInt(r2) || it["entity_id"] == jsonInt(c2) {
+			t.Errorf("reseller reads a foreign audit row: %v", it)
+		}
+	}
+	// a reseller cannot lift itself: its own reseller is read-only, and a
+	// sub-reseller cannot be moved out of the tree
+	e.must(403, tok, "PATCH", path("/v1/resellers/{id}", r1), map[string]any{"name": "R1 renamed"})
+	e.must(422, tok, "PATCH", path("/v1/resellers/{id}", r1a), map[string]any{"parent_id": r2})
+	e.must(422, tok, "PATCH", path("/v1/resellers/{id}", r1a), map[string]any{"parent_id": nil})
+	e.must(422, tok, "PATCH", path("/v1/clients/{id}", c1), map[string]any{"reseller_id": r2})
+	// a client token reads its own client only
+	ct := e.token(RoleClient, 0, c1)
+	e.must(403, ct, "GET", "/v1/clients", nil)
+	e.must(403, ct, "PATCH", path("/v1/clients/{id}", c1), map[string]any{"zip": "1"})
+	e.must(403, ct, "POST", "/v1/transactions", map[string]any{"client_id": c1, "kind": "payment", "amount": "1"})
+}

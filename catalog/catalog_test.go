@@ -1,0 +1,356 @@
+package catalog_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+
+	"github.com/tarifa/tarifa/catalog"
+	"github.com/tarifa/tarifa/sinks"
+	"github.com/tarifa/tarifa/sinks/sinktest"
+)
+
+// copyTestdata copies testdata into a fresh directory, so that a test can
+// edit the catalog or its decks, and returns the catalog's path there.
+func copyTestdata(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{"catalog.good.yaml", "decks/retail.csv", "decks/vendor.csv", "decks/bad.csv"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "catalog.good.yaml")
+}
+
+func apply(t *testing.T, pool *pgxpool.Pool, path string, dry bool) *catalog.Report {
+	t.Helper()
+	f, err := catalog.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := catalog.Apply(context.Background(), pool, f, catalog.Options{DryRun: dry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func version(t *testing.T, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	var v int64
+	if err := pool.QueryRow(context.Background(), "SELECT version FROM catalog_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestApplyTwiceIsNoOp(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	path := copyTestdata(t)
+
+	rep := apply(t, db.PG, path, false)
+	want := catalog.Report{
+		TimeProfiles: catalog.Counts{Created: 1},
+		RateTables:   catalog.Counts{Created: 2},
+		Resellers:    catalog.Counts{Created: 2},
+		Clients:      catalog.Counts{Created: 3},
+		Accounts:     catalog.Counts{Created: 5},
+		Payments:     catalog.Counts{Created: 2},
+	}
+	checkCounts(t, rep, want)
+	if got := rep.Rates[0]; got.Added != 7 || got.Changed+got.Removed+got.Unchanged != 0 {
+		t.Errorf("retail rates: %+v, want 7 added", got)
+	}
+	v := version(t, db.PG)
+
+	// Every field landed where the domain reads it.
+	var tz, billBy, credit, threshold, reseller, parent string
+	var tags []string
+	err := db.PG.QueryRow(context.Background(), `
+		SELECT c.timezone, c.bill_by, c.credit_limit::text, c.low_balance_threshold::text, c.tags, r.name, p.name
+		FROM clients c JOIN resellers r ON r.id = c.reseller_id JOIN resellers p ON p.id = r.parent_id
+		WHERE c.name = 'Customer A'`).Scan(&tz, &billBy, &credit, &threshold, &tags, &reseller, &parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tz != "Europe/London" || billBy != "disconnect" || credit != "100.000000" || threshold != "20.500000" ||
+		strings.Join(tags, ",") != "gold,uk" || reseller != "Acme East" || parent != "Acme Wholesale" {
+		t.Errorf("Customer A = %s %s %s %s %v %s %s", tz, billBy, credit, threshold, tags, reseller, parent)
+	}
+	var unlimited bool
+	var resellerB, currencyB string
+	err = db.PG.QueryRow(context.Background(), `
+		SELECT c.unlimited, r.name, c.currency FROM clients c JOIN resellers r ON r.id = c.reseller_id WHERE c.name = 'Customer B'`).
+		Scan(&unlimited, &resellerB, &currencyB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !unlimited || resellerB != "Acme Wholesale" || currencyB != "USD" {
+		t.Errorf("Customer B: unlimited %v reseller %s currency %s; want the top reseller's USD", unlimited, resellerB, currencyB)
+	}
+	if n := count(t, db.PG, "SELECT count(*) FROM accounts WHERE tech_prefix = '7788#' AND orig AND NOT term"); n != 1 {
+		t.Errorf("tech prefix accounts = %d", n)
+	}
+	if n := count(t, db.PG, "SELECT count(*) FROM accounts WHERE ident = '198.51.100.7' AND term AND NOT orig"); n != 1 {
+		t.Errorf("vendor term accounts = %d", n)
+	}
+
+	rep = apply(t, db.PG, path, false)
+	if rep.Changed() {
+		var b strings.Builder
+		_ = rep.Write(&b)
+		t.Errorf("second apply changed something:\n%s", b.String())
+	}
+	if got := version(t, db.PG); got != v {
+		t.Errorf("catalog version moved from %d to %d on a no-op apply", v, got)
+	}
+	var b strings.Builder
+	if err := rep.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "nothing changed") {
+		t.Errorf("second report:\n%s", b.String())
+	}
+}
+
+func checkCounts(t *testing.T, got *catalog.Report, want catalog.Report) {
+	t.Helper()
+	for _, c := range []struct {
+		name      string
+		got, want catalog.Counts
+	}{
+		{"time profiles", got.TimeProfiles, want.TimeProfiles},
+		{"rate tables", got.RateTables, want.RateTables},
+		{"resellers", got.Resellers, want.Resellers},
+		{"clients", got.Clients, want.Clients},
+		{"accounts", got.Accounts, want.Accounts},
+		{"payments", got.Payments, want.Payments},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	path := copyTestdata(t)
+	v := version(t, db.PG)
+
+	rep := apply(t, db.PG, path, true)
+	if !rep.DryRun || rep.Clients.Created != 3 || rep.Rates[0].Added != 7 || rep.Payments.Created != 2 {
+		t.Errorf("dry run report: %+v", rep)
+	}
+	for _, table := range []string{"time_profiles", "rate_tables", "rates", "resellers", "clients", "accounts", "transactions", "balances"} {
+		if n := count(t, db.PG, "SELECT count(*) FROM "+table); n != 0 {
+			t.Errorf("dry run wrote %d rows to %s", n, table)
+		}
+	}
+	if got := version(t, db.PG); got != v {
+		t.Errorf("dry run moved the catalog version from %d to %d", v, got)
+	}
+	var b strings.Builder
+	if err := rep.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"dry run", `created client "Customer A"`, "clients        3 created, 0 updated, 0 unchanged"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("dry run report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestChangedDeck(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	path := copyTestdata(t)
+	apply(t, db.PG, path, false)
+
+	// One rate changed, one row dropped, one added; a client setting changed.
+	deck := `code,code_name,rate,effective_from,end_date,min_volume,interval,grace_volume,setup_fee,time_profile
+44,United Kingdom,0.0215,2024-01-01,,1,1,0,0,all
+447,United Kingdom - Mobile,0.10,2024-01-01,,60,60,0,0,all
+447,United Kingdom - Mobile,0.12,2024-03-01,,60,60,0,0,all
+"1201-1203",USA,0.009,,,6,6,0,0,all
+33,France,0.03,2024-01-01,,30,6,0,0,all
+`
+	dir := filepath.Dir(path)
+	if err := os.WriteFile(filepath.Join(dir, "decks/retail.csv"), []byte(deck), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yml, _ := os.ReadFile(path)
+	yml = []byte(strings.Replace(string(yml), "timezone: America/New_York", "timezone: America/Chicago", 1))
+	if err := os.WriteFile(path, yml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dry := apply(t, db.PG, path, true)
+	rep := apply(t, db.PG, path, false)
+	for _, r := range []*catalog.Report{dry, rep} {
+		if got, want := r.Rates[0], (catalog.RateCounts{Table: "retail-usd", Added: 1, Changed: 1, Removed: 1, Unchanged: 5}); got != want {
+			t.Errorf("retail rates: %+v, want %+v", got, want)
+		}
+		if got := r.Rates[1]; got.Unchanged != 3 || got.Added+got.Changed+got.Removed != 0 {
+			t.Errorf("vendor rates: %+v, want unchanged", got)
+		}
+		checkCounts(t, r, catalog.Report{
+			TimeProfiles: catalog.Counts{Unchanged: 1},
+			RateTables:   catalog.Counts{Unchanged: 2},
+			Resellers:    catalog.Counts{Unchanged: 2},
+			Clients:      catalog.Counts{Updated: 1, Unchanged: 2},
+			Accounts:     catalog.Counts{Unchanged: 5},
+			Payments:     catalog.Counts{Unchanged: 2},
+		})
+	}
+	var rate decimal.Decimal
+	var rateText string
+	if err := db.PG.QueryRow(context.Background(), `SELECT rate::text FROM rates WHERE code = '44' AND rate_table_id = (SELECT id FROM rate_tables WHERE name = 'retail-usd')`).Scan(&rateText); err != nil {
+		t.Fatal(err)
+	}
+	rate = decimal.RequireFromString(rateText)
+	if !rate.Equal(decimal.RequireFromString("0.0215")) {
+		t.Errorf("rate of 44 = %s, want 0.0215", rate)
+	}
+	if n := count(t, db.PG, "SELECT count(*) FROM rates WHERE time_profile = 'business'"); n != 0 {
+		t.Errorf("removed row still there (%d)", n)
+	}
+}
+
+func TestPaymentsIdempotent(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	path := copyTestdata(t)
+	apply(t, db.PG, path, false)
+	apply(t, db.PG, path, false)
+
+	var live string
+	if err := db.PG.QueryRow(context.Background(), "SELECT live::text FROM client_balances WHERE client_name = 'Customer A'").Scan(&live); err != nil {
+		t.Fatal(err)
+	}
+	if live != "512.250000" {
+		t.Errorf("live balance after two applies = %s, want 512.250000", live)
+	}
+	if n := count(t, db.PG, "SELECT count(*) FROM transactions WHERE kind = 'payment'"); n != 2 {
+		t.Errorf("payments = %d, want 2", n)
+	}
+	var at time.Time
+	if err := db.PG.QueryRow(context.Background(), "SELECT at FROM transactions WHERE ref = 'wire-002'").Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	if !at.Equal(time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("wire-002 at %s", at)
+	}
+
+	// The same ref with another amount is refused, not paid twice.
+	yml, _ := os.ReadFile(path)
+	yml = []byte(strings.Replace(string(yml), `amount: "500"`, `amount: "600"`, 1))
+	if err := os.WriteFile(path, yml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := catalog.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = catalog.Apply(context.Background(), db.PG, f, catalog.Options{})
+	if err == nil || !strings.Contains(err.Error(), `payments[0] "wire-001": ref: already recorded for "Customer A" as a payment of 500`) {
+		t.Errorf("changed payment: err = %v", err)
+	}
+}
+
+func TestApplyErrors(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	f := func(yml, want string) {
+		t.Helper()
+		path := copyTestdata(t)
+		path = filepath.Join(filepath.Dir(path), "catalog.yaml")
+		if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		file, err := catalog.Load(path)
+		if err == nil {
+			_, err = catalog.Apply(context.Background(), db.PG, file, catalog.Options{})
+		}
+		if err == nil {
+			t.Errorf("no error, want %q", want)
+			return
+		}
+		got := strings.ReplaceAll(err.Error(), filepath.Dir(path)+"/", "")
+		if got != want {
+			t.Errorf("error\n got: %s\nwant: %s", got, want)
+		}
+	}
+	const head = "resellers: [{name: R, currency: USD}]\nclients:\n  - {name: Customer A}\n  - {name: Customer Z}\n"
+	f(head+"  - {name: Customer B, timezone: Mars/Base}\n",
+		`catalog.yaml: clients[2] "Customer B": timezone: unknown time zone "Mars/Base"`)
+	f(head+"  - {name: Customer B, bill_by: answer}\n",
+		`catalog.yaml: clients[2] "Customer B": bill_by: must be one of disconnect, setup, connect, got "answer"`)
+	f(head+"  - {name: Customer B, credit_limit: \"1e3\"}\n",
+		`catalog.yaml: clients[2] "Customer B": credit_limit: "1e3" is not a decimal number`)
+	f(head+"  - {name: Customer B, credit_limit: \"10\", unlimited: true}\n",
+		`catalog.yaml: clients[2] "Customer B": credit_limit: not allowed with unlimited: true (postpaid has no limit)`)
+	f(head+"  - {name: Customer B, accounts: [{kind: username, ident: u1, tech_prefix: \"77#\"}]}\n",
+		`catalog.yaml: clients[2] "Customer B": accounts[0]: tech_prefix: only ip accounts have a tech prefix`)
+	f(head+"  - {name: Customer B, orig_rate_table: nope}\n",
+		`catalog.yaml: clients[2] "Customer B": orig_rate_table: unknown rate table "nope"`)
+	f(head+"  - {name: Customer B, timezone: UTC, colour: red}\n",
+		"catalog.yaml: line 5: field colour not found in type catalog.Client")
+	f("rate_tables: [{name: bad, currency: USD, deck: decks/bad.csv}]\n",
+		`catalog.yaml: rate_tables[0] "bad": deck decks/bad.csv: line 3: code: "4x7" is not digits`)
+	f("rate_tables: [{name: r, currency: usd, deck: decks/missing.csv}]\n",
+		`catalog.yaml: 2 problems:
+  rate_tables[0] "r": currency: must be three capital letters such as USD, got "usd"
+  rate_tables[0] "r": deck: open decks/missing.csv: no such file or directory`)
+	f("resellers: [{name: R, currency: USD, parent: Q}]\n",
+		`catalog.yaml: resellers[0] "R": parent: unknown reseller "Q"`)
+	f(head+"payments: [{client: Customer A, amount: \"-5\", ref: w1}]\n",
+		`catalog.yaml: payments[0] "w1": amount: must not be negative, got -5`)
+	f(head+"payments: [{client: Nobody, amount: \"5\", ref: w1}]\n",
+		`catalog.yaml: payments[0] "w1": client: unknown client "Nobody"`)
+}
+
+// TestDemoCatalog applies deploy/demo/catalog.yaml (decks of 20k+ codes)
+// and loads it the way workers do.
+func TestDemoCatalog(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	rep := apply(t, db.PG, filepath.Join("..", "deploy", "demo", "catalog.yaml"), false)
+	if rep.Clients.Created != 9 || rep.Accounts.Created < 17 || rep.Rates[0].Added < 20000 {
+		t.Errorf("demo apply: %+v", rep)
+	}
+	cat, err := sinks.NewCatalogLoader(db.PG).Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Clients) != 9 || len(cat.Tables) != 5 {
+		t.Errorf("loaded %d clients, %d tables", len(cat.Clients), len(cat.Tables))
+	}
+	if rep := apply(t, db.PG, filepath.Join("..", "deploy", "demo", "catalog.yaml"), false); rep.Changed() {
+		t.Error("second demo apply changed something")
+	}
+}

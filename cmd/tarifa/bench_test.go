@@ -1,0 +1,72 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// BenchmarkWorkerEndToEnd measures the whole pipeline: CDRs per second from
+// the first message to the last committed batch, for TARIFA_BENCH_CDRS
+// (default 1,000,000) CDRs already in the broker, with one worker process and
+// the broker, PostgreSQL and ClickHouse of the local stack on this machine.
+// Run it with `make bench-e2e` (-benchtime 1x).
+func BenchmarkWorkerEndToEnd(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("TARIFA_BENCH_CDRS")); err == nil && v > 0 {
+		n = v
+	}
+	bin := buildTarifa(b)
+	for i := 0; i < b.N; i++ {
+		db, topic := setupPipeline(b)
+		ts := genTraffic(n, uint64(i+100))
+		produce(b, kafkaBrokers(), topic, ts.msgs)
+		total := len(ts.msgs)
+		ts.msgs = nil
+		b.ResetTimer()
+		start := time.Now()
+		addr := freeAddr(b)
+		p := startWorker(b, bin, db, topic, "--batch-size", envOr("TARIFA_BENCH_BATCH", "20000"), "--batch-wait", "100ms", "--metrics-addr", addr)
+		if file := os.Getenv("TARIFA_BENCH_PROFILE"); file != "" {
+			go profileWorker(b, addr, file)
+		}
+		waitConsumed(b, db, topic, total, 30*time.Minute, p)
+		took := time.Since(start)
+		b.StopTimer()
+		p.stop(b)
+		if os.Getenv("TARIFA_BENCH_LOG") != "" {
+			os.WriteFile(os.Getenv("TARIFA_BENCH_LOG"), p.stderr.Bytes(), 0o644)
+		}
+		b.ReportMetric(float64(total)/took.Seconds(), "cdrs/s")
+		b.ReportMetric(took.Seconds(), "s/run")
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// profileWorker saves a 10-second CPU profile of the worker, taken 3 s into
+// the run, to file (TARIFA_BENCH_PROFILE=cpu.prof make bench-e2e).
+func profileWorker(b *testing.B, addr, file string) {
+	time.Sleep(3 * time.Second)
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=10")
+	if err != nil {
+		b.Logf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		b.Logf("profile: %v", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}
