@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 
 	"github.com/tarifa/tarifa/rater"
@@ -25,23 +26,38 @@ const DedupeWindow = 48 * time.Hour
 //
 // The order inside Commit is what makes a batch exactly-once:
 //
-//  1. lock the partition's offset row and check it still holds the offset
+//  1. claim the dedupe keys of the batch's billable CDRs, each with the
+//     Kafka message that carries it, in a short transaction of its own (so
+//     that partitions sharing a duplicate wait milliseconds, not a whole
+//     batch), learning which CDRs another message already billed;
+//  2. lock the partition's offset row and check it still holds the offset
 //     this worker last saw (else rater.ErrFenced: another worker owns it);
-//  2. insert the dedupe keys, learning which CDRs were already billed;
 //  3. write the xDRs of the others to ClickHouse (idempotent by key and
 //     version, so a replay after a crash here replaces the same rows);
 //  4. add the balance deltas, raise low-balance notifications, store the
 //     next offset, and commit.
 //
-// A crash before 4 commits leaves PostgreSQL untouched and the batch is
-// replayed from Kafka; a crash after it finds the offset stored and skips.
+// A crash before 4 commits leaves balances and offset untouched and the
+// batch is replayed from Kafka; its keys are found claimed by the very same
+// messages, so the replay bills them. A crash after 4 finds the offset
+// stored and skips.
 type Store struct {
-	pg *pgxpool.Pool
-	ch driver.Conn
+	pg     *pgxpool.Pool
+	ch     driver.Conn
+	phases *prometheus.HistogramVec
 }
 
-// NewStore returns a store writing to pg and ch.
-func NewStore(pg *pgxpool.Pool, ch driver.Conn) *Store { return &Store{pg: pg, ch: ch} }
+// NewStore returns a store writing to pg and ch, with the time spent in each
+// phase of a commit as tarifa_commit_phase_seconds{phase} on reg.
+func NewStore(pg *pgxpool.Pool, ch driver.Conn, reg prometheus.Registerer) *Store {
+	s := &Store{pg: pg, ch: ch, phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tarifa_commit_phase_seconds",
+		Help:    "Time a batch commit spends per phase: lock (offset fence), dedupe, clickhouse, balances, commit.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+	}, []string{"phase"})}
+	reg.MustRegister(s.phases)
+	return s
+}
 
 // NextOffset returns the next offset to process of a partition, or -1 when
 // none was stored yet.
@@ -60,21 +76,30 @@ func (s *Store) NextOffset(ctx context.Context, topic string, partition int) (in
 // Commit implements rater.Store.
 func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult, error) {
 	var res rater.CommitResult
+	mark := time.Now()
+	phase := func(name string) {
+		now := time.Now()
+		s.phases.WithLabelValues(name).Observe(now.Sub(mark).Seconds())
+		mark = now
+	}
+	var err error
+	if res.Duplicates, err = dedupe(ctx, s.pg, b); err != nil {
+		return res, err
+	}
+	phase("dedupe")
 	tx, err := s.pg.Begin(ctx)
 	if err != nil {
 		return res, pgErr("begin", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-
 	if err := lockOffset(ctx, tx, b); err != nil {
 		return res, err
 	}
-	if res.Duplicates, err = dedupe(ctx, tx, b); err != nil {
-		return res, err
-	}
+	phase("lock")
 	if err := writeClickHouse(ctx, s.ch, b); err != nil {
 		return res, &rater.SinkError{Sink: "clickhouse", Err: err}
 	}
+	phase("clickhouse")
 	if res.Notifications, err = applyBalances(ctx, tx, b); err != nil {
 		return res, err
 	}
@@ -82,9 +107,11 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		b.Topic, b.Partition, b.Next); err != nil {
 		return res, pgErr("store offset", err)
 	}
+	phase("balances")
 	if err := tx.Commit(ctx); err != nil {
 		return res, pgErr("commit", err)
 	}
+	phase("commit")
 	return res, nil
 }
 
@@ -110,12 +137,13 @@ func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) error {
 	return fmt.Errorf("partition %d: stored offset %d, this worker expected %d: %w", b.Partition, stored, b.Stored, rater.ErrFenced)
 }
 
-// dedupe marks the XDRs of CDRs already billed within the window (or
-// earlier in this batch) as duplicates and records the keys of the newly
-// billed ones. Every CDR's key is looked up, but only CDRs that move a
-// balance are recorded: a repeated zero-cost CDR lands on its own xDR row
-// again and changes nothing, while a repeat of a billed one is caught.
-func dedupe(ctx context.Context, tx pgx.Tx, b *rater.Batch) (int, error) {
+// dedupe marks the XDRs of CDRs already billed within the window by
+// another message (or earlier in this batch) as duplicates, and claims the
+// keys of the newly billed ones for their messages. Every CDR's key is
+// looked up, but only CDRs that move a balance are recorded: a repeated
+// zero-cost CDR lands on its own xDR row again and changes nothing, while a
+// repeat of a billed one is caught.
+func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) {
 	first := make(map[[16]byte]int, len(b.XDRs))
 	keys := make([][16]byte, 0, len(b.XDRs))
 	dups := 0
@@ -135,51 +163,67 @@ func dedupe(ctx context.Context, tx pgx.Tx, b *rater.Batch) (int, error) {
 	if len(keys) == 0 {
 		return dups, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT key, seen_at >= now() - make_interval(secs => $2) FROM cdr_keys WHERE key = ANY($1::uuid[])`,
-		keys, DedupeWindow.Seconds())
+	rows, err := pg.Query(ctx, `SELECT key, topic, "partition", "offset", seen_at >= now() - make_interval(secs => $2)
+		FROM cdr_keys WHERE key = ANY($1::uuid[])`, keys, DedupeWindow.Seconds())
 	if err != nil {
 		return 0, pgErr("look up dedupe keys", err)
 	}
 	var expired [][16]byte
+	owned := map[[16]byte]bool{}
 	for rows.Next() {
 		var k [16]byte
+		var topic string
+		var partition int
+		var offset int64
 		var live bool
-		if err := rows.Scan(&k, &live); err != nil {
+		if err := rows.Scan(&k, &topic, &partition, &offset, &live); err != nil {
 			rows.Close()
 			return 0, pgErr("look up dedupe keys", err)
 		}
-		if !live {
-			expired = append(expired, k) // seen too long ago: bill again
-			continue
+		x := &b.XDRs[first[k]]
+		switch {
+		case !live:
+			expired = append(expired, k) // billed too long ago: bill again
+		case topic == b.Topic && partition == x.Partition && offset == x.Offset:
+			owned[k] = true // this very message claimed it before a crash
+		default:
+			x.MarkDuplicate()
+			dups++
 		}
-		b.XDRs[first[k]].MarkDuplicate()
-		dups++
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, pgErr("look up dedupe keys", err)
 	}
 	if len(expired) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM cdr_keys WHERE key = ANY($1::uuid[])`, expired); err != nil {
+		if _, err := pg.Exec(ctx, `DELETE FROM cdr_keys WHERE key = ANY($1::uuid[]) AND seen_at < now() - make_interval(secs => $2)`,
+			expired, DedupeWindow.Seconds()); err != nil {
 			return 0, pgErr("expire dedupe keys", err)
 		}
 	}
-	fresh := keys[:0]
+	var fresh [][16]byte
+	var partitions []int32
+	var offsets []int64
 	for _, k := range keys {
 		x := &b.XDRs[first[k]]
-		if !x.Duplicate() && moves(x) {
+		if !x.Duplicate() && !owned[k] && moves(x) {
 			fresh = append(fresh, k)
 		}
 	}
 	if len(fresh) == 0 {
 		return dups, nil
 	}
-	// Sorted keys take index locks in one global order. A key another
-	// worker recorded since our look-up (the same CDR in two partitions at
-	// once) is not returned: that CDR is a duplicate here.
+	// Sorted keys take index locks in one global order.
 	sort.Slice(fresh, func(i, j int) bool { return string(fresh[i][:]) < string(fresh[j][:]) })
-	rows, err = tx.Query(ctx, `INSERT INTO cdr_keys (key, seen_at) SELECT key, now() FROM unnest($1::uuid[]) AS key
-		ON CONFLICT (key) DO NOTHING RETURNING key`, fresh)
+	for _, k := range fresh {
+		x := &b.XDRs[first[k]]
+		partitions, offsets = append(partitions, int32(x.Partition)), append(offsets, x.Offset)
+	}
+	// A key another message claimed since our look-up (the same CDR in two
+	// partitions at once) is not returned: that CDR is a duplicate here.
+	rows, err = pg.Query(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset")
+		SELECT key, $2, p, o FROM unnest($1::uuid[], $3::int[], $4::bigint[]) AS u(key, p, o)
+		ON CONFLICT (key) DO NOTHING RETURNING key`, fresh, b.Topic, partitions, offsets)
 	if err != nil {
 		return 0, pgErr("record dedupe keys", err)
 	}

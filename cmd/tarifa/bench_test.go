@@ -36,6 +36,11 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 		waitConsumed(b, db, topic, total, 30*time.Minute, p)
 		took := time.Since(start)
 		b.StopTimer()
+		for _, phase := range []string{"lock", "dedupe", "clickhouse", "balances", "commit"} {
+			sum := metricSum(b, addr, `tarifa_commit_phase_seconds_sum{phase="`+phase+`"}`)
+			b.ReportMetric(sum, phase+"-s")
+		}
+		b.ReportMetric(metricSum(b, addr, "process_cpu_seconds_total"), "worker-cpu-s")
 		p.stop(b)
 		if os.Getenv("TARIFA_BENCH_LOG") != "" {
 			os.WriteFile(os.Getenv("TARIFA_BENCH_LOG"), p.stderr.Bytes(), 0o644)
@@ -52,11 +57,11 @@ func envOr(name, def string) string {
 	return def
 }
 
-// profileWorker saves a 10-second CPU profile of the worker, taken 3 s into
+// profileWorker saves a 6-second CPU profile of the worker, taken 3 s into
 // the run, to file (TARIFA_BENCH_PROFILE=cpu.prof make bench-e2e).
 func profileWorker(b *testing.B, addr, file string) {
 	time.Sleep(3 * time.Second)
-	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=10")
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=6")
 	if err != nil {
 		b.Logf("profile: %v", err)
 		return

@@ -94,7 +94,7 @@ func waitReady(t *testing.T, addr string, ready bool, within time.Duration, p *w
 }
 
 // metricSum adds up every sample of a metric on the worker's /metrics.
-func metricSum(t *testing.T, addr, name string) float64 {
+func metricSum(t testing.TB, addr, name string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +54,11 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg.Topic = *topic
 	log := newLogger(stderr)
+	if os.Getenv("GOGC") == "" {
+		// Batches are short-lived and memory is plentiful next to CPU on a
+		// rating host: collect garbage a quarter as often as Go's default.
+		debug.SetGCPercent(400)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -98,7 +105,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer n.w.Close()
 		notifier = n
 	}
-	store := sinks.NewStore(pool, ch)
+	store := sinks.NewStore(pool, ch, reg)
 	worker, err := rater.NewWorker(cfg, consumer, store, sinks.NewCatalogLoader(pool), notifier, log, reg)
 	if err != nil {
 		return err

@@ -186,11 +186,16 @@ CREATE TABLE consumed_offsets (
 
 -- cdr_keys: switch + id (as a 128-bit hash) of every CDR that moved a
 -- balance in the last 48 hours, for dedupe across restarts and partition
--- rebalances. seen_at grows with insertion order, so a BRIN index serves
--- the pruning of expired keys at almost no cost per insert.
+-- rebalances, with the Kafka message that billed it: a replay of that same
+-- message after a crash is recognised as the owner, not as a duplicate.
+-- seen_at grows with insertion order, so a BRIN index serves the pruning of
+-- expired keys at almost no cost per insert.
 CREATE TABLE cdr_keys (
-    key      uuid PRIMARY KEY,
-    seen_at  timestamptz NOT NULL DEFAULT now()
+    key         uuid PRIMARY KEY,
+    topic       text NOT NULL,
+    "partition" integer NOT NULL,
+    "offset"    bigint NOT NULL,
+    seen_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX cdr_keys_seen_idx ON cdr_keys USING brin (seen_at);
 
