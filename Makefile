@@ -11,7 +11,7 @@ VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_LD := -ldflags "-X main.version=$(VERSION)"
 WITH_ENV   := set -a && source $$( $(STACK) env >/dev/null 2>&1 && echo $(ENV) ) && set +a &&
 
-.PHONY: build test test-short demo bench bench-e2e fuzz lint up down status migrate clean
+.PHONY: build test demo bench bench-e2e fuzz lint up down status migrate clean
 
 build:
 	go build $(GOFLAGS_LD) -o $(BIN) ./cmd/tarifa
@@ -39,6 +39,11 @@ lint:
 
 bench:
 	go test -run '^$$' -bench . -benchmem -benchtime 2s ./codedeck ./rater ./ingest
+
+# bench-e2e: 1M CDRs through broker → worker → ClickHouse + PostgreSQL on
+# this machine; prints CDRs/s and the seconds spent per commit phase.
+bench-e2e: up
+	$(WITH_ENV) go test -run '^$$' -bench WorkerEndToEnd -benchtime 1x -timeout 30m ./cmd/tarifa
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseCSV -fuzztime 30s ./codedeck
