@@ -22,6 +22,10 @@ type ConsumerConfig struct {
 	// SessionTimeout is how long the group waits for a silent member before
 	// reassigning its partitions (default 10 s).
 	SessionTimeout time.Duration
+	// RebalanceTimeout is how long the group waits for members to rejoin
+	// after a rebalance starts; keep it above the worker's shutdown timeout,
+	// so a member flushing its last batch is not expelled (default 60 s).
+	RebalanceTimeout time.Duration
 	// Prefetch bounds the messages read ahead per partition (default 16384).
 	Prefetch int
 }
@@ -45,6 +49,9 @@ func (c *ConsumerConfig) Validate() error {
 	}
 	if c.Prefetch <= 0 {
 		c.Prefetch = 16384
+	}
+	if c.RebalanceTimeout <= 0 {
+		c.RebalanceTimeout = 60 * time.Second
 	}
 	return nil
 }
@@ -150,6 +157,26 @@ func (c *Consumer) EnsureTopic(ctx context.Context) error {
 	return nil
 }
 
+// Probe checks that at least one broker answers a request now (a fresh
+// connection each time: the client's cached metadata would hide an outage).
+func (c *Consumer) Probe(ctx context.Context) error {
+	var last error
+	for _, addr := range c.cfg.Brokers {
+		conn, err := kafka.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		_, err = conn.ApiVersions()
+		conn.Close()
+		if err == nil {
+			return nil
+		}
+		last = err
+	}
+	return fmt.Errorf("kafka %v: %w", c.cfg.Brokers, last)
+}
+
 // Handler processes one assigned partition until ctx ends (the generation
 // ended or the consumer stops), then returns after flushing its work. It
 // calls commit(offset) after each durable batch so the group's offset
@@ -165,7 +192,7 @@ func (c *Consumer) Run(ctx context.Context, start func(ctx context.Context, part
 		Brokers:           c.cfg.Brokers,
 		Topics:            []string{c.cfg.Topic},
 		SessionTimeout:    c.cfg.SessionTimeout,
-		RebalanceTimeout:  c.cfg.SessionTimeout,
+		RebalanceTimeout:  c.cfg.RebalanceTimeout,
 		HeartbeatInterval: c.cfg.SessionTimeout / 5,
 		JoinGroupBackoff:  time.Second,
 		StartOffset:       kafka.FirstOffset,
@@ -174,13 +201,31 @@ func (c *Consumer) Run(ctx context.Context, start func(ctx context.Context, part
 		return fmt.Errorf("consumer group %s: %w", c.cfg.Group, err)
 	}
 	defer group.Close()
+	backoff, failing := time.Second, false
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("join group %s: %w", c.cfg.Group, err)
+			// kafka-go keeps retrying the join itself and hands us each
+			// failure (broker down, coordinator moving, a rebalance in
+			// progress): wait and ask again, logging once per outage.
+			if !failing {
+				c.log.Error("join consumer group; retrying", "group", c.cfg.Group, "err", err)
+				failing = true
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		if failing {
+			c.log.Info("joined consumer group", "group", c.cfg.Group)
+			failing, backoff = false, time.Second
 		}
 		assigned := gen.Assignments[c.cfg.Topic]
 		ids := make([]int, len(assigned))
@@ -244,6 +289,11 @@ func (c *Consumer) servePartition(ctx, gctx context.Context, gen *kafka.Generati
 		MaxBytes:      8 << 20,
 		MaxWait:       100 * time.Millisecond,
 		QueueCapacity: 1024,
+		// The reader retries on its own; its complaints are worth keeping
+		// for debugging, not at Info (the worker's health says the state).
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			c.log.Debug("kafka reader", "partition", id, "msg", fmt.Sprintf(msg, args...))
+		}),
 	})
 	defer r.Close()
 	if err := r.SetOffset(offset); err != nil {

@@ -169,6 +169,11 @@ func (w *Worker) Ready() (bool, string) {
 	return w.health.ready()
 }
 
+// SetHealth records the state of a component the worker depends on but does
+// not call itself (the Kafka brokers, probed by the caller); a non-nil err
+// makes the worker unready until a nil one clears it.
+func (w *Worker) SetHealth(component string, err error) { w.health.set(component, err) }
+
 // Catalog returns the snapshot in use.
 func (w *Worker) Catalog() *Catalog { return w.catalog.Load() }
 

@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,4 +115,61 @@ func metricSum(t testing.TB, addr, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestWorkerSurvivesBrokerOutage stops the Kafka broker — a private dev
+// broker of this test, persisted to disk — mid-stream: the worker reports it
+// on /readyz, resumes when the broker is back, and bills every CDR once.
+func TestWorkerSurvivesBrokerOutage(t *testing.T) {
+	t.Parallel()
+	bin := buildTarifa(t)
+	broker := filepath.Join(t.TempDir(), "devbroker")
+	if out, err := exec.Command("go", "build", "-o", broker, "../devbroker").CombinedOutput(); err != nil {
+		t.Fatalf("build devbroker: %v\n%s", err, out)
+	}
+	dataDir := t.TempDir()
+	brokerAddr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(brokerAddr)
+	var bproc *exec.Cmd
+	startBroker := func() {
+		bproc = exec.Command(broker, "--port", port, "--data-dir", dataDir)
+		if err := bproc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 100; i++ {
+			if c, err := net.Dial("tcp", brokerAddr); err == nil {
+				c.Close()
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatal("private broker did not listen")
+	}
+	stopBroker := func() {
+		_ = bproc.Process.Signal(syscall.SIGTERM)
+		_ = bproc.Wait()
+	}
+	startBroker()
+	t.Cleanup(func() {
+		if bproc.ProcessState == nil {
+			stopBroker()
+		}
+	})
+
+	db, topic := setupPipeline(t)
+	ts := genTraffic(8000, 4)
+	produce(t, brokerAddr, topic, ts.msgs)
+	total := len(ts.msgs)
+	addr := freeAddr(t)
+	p := startWorker(t, bin, db, topic, "--metrics-addr", addr, "--batch-size", "200", "--brokers", brokerAddr)
+	waitConsumed(t, db, topic, total/4, 60*time.Second, p)
+
+	stopBroker()
+	waitReady(t, addr, false, 30*time.Second, p)
+	time.Sleep(2 * time.Second)
+	startBroker()
+	waitReady(t, addr, true, 60*time.Second, p)
+	waitConsumed(t, db, topic, total, 120*time.Second, p)
+	p.stop(t)
+	checkInvariants(t, db, ts, 0)
 }

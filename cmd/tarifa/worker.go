@@ -119,10 +119,14 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	log.Info("worker starting", "topic", *topic, "group", *group, "brokers", *brokers, "metrics", *metricsAddr)
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		pruneDedupeKeys(ctx, store, log)
+	}()
+	go func() {
+		defer wg.Done()
+		probeKafka(ctx, consumer, worker)
 	}()
 	err = worker.Run(ctx)
 	wg.Wait()
@@ -198,6 +202,28 @@ func pruneDedupeKeys(ctx context.Context, store *sinks.Store, log *slog.Logger) 
 		} else if n > 0 {
 			log.Info("pruned dedupe keys", "count", n)
 		}
+	}
+}
+
+// probeKafka reports the brokers' reachability to the worker's readiness
+// every few seconds: the Kafka client retries on its own, so a broker
+// outage would otherwise only show as silence.
+func probeKafka(ctx context.Context, c *ingest.Consumer, w *rater.Worker) {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.Probe(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		w.SetHealth("kafka", err)
 	}
 }
 

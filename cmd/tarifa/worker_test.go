@@ -219,7 +219,7 @@ func startWorker(t testing.TB, bin string, db *sinktest.DB, topic string, extra 
 	args := append([]string{"worker", "--topic", topic, "--group", topic + "-rater", "--metrics-addr", "127.0.0.1:0",
 		"--batch-size", "300", "--batch-wait", "50ms", "--reload-interval", "500ms", "--session-timeout", "6s"}, extra...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "TARIFA_PG_DSN="+db.PGDSN, "TARIFA_CLICKHOUSE_DSN="+db.CHDSN, "TARIFA_KAFKA_BROKERS="+kafkaBrokers())
+	cmd.Env = append(os.Environ(), "TARIFA_LOG_LEVEL=debug", "TARIFA_PG_DSN="+db.PGDSN, "TARIFA_CLICKHOUSE_DSN="+db.CHDSN, "TARIFA_KAFKA_BROKERS="+kafkaBrokers())
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
