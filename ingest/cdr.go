@@ -114,15 +114,27 @@ func (c *CDR) validate(d *decoder) error {
 		return &MalformedError{Detail: "connect_time after disconnect_time"}
 	case d.seen&hasDst == 0 || c.Dst == "":
 		return &MalformedError{Detail: "missing dst"}
+	case c.SetupTime.Before(MinTime) || c.DisconnectTime.After(MaxTime):
+		return &MalformedError{Detail: "times outside 1970-01-01 .. 2105-12-31"}
 	}
 	switch {
 	case c.ConnectTime.IsZero():
 		c.Duration = 0
 	case d.seen&hasDuration == 0:
 		c.Duration = c.DisconnectTime.Sub(c.ConnectTime)
+		if c.Duration > MaxDuration {
+			return &MalformedError{Detail: "connect_time to disconnect_time longer than a year"}
+		}
 	}
 	return nil
 }
+
+// MinTime and MaxTime bound the times a CDR may carry: what every store of
+// rated calls (ClickHouse DateTime) can hold.
+var (
+	MinTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(2105, 12, 31, 23, 59, 59, 0, time.UTC)
+)
 
 // NormalizeNumber strips a leading '+' from a dialed number and reports
 // whether the rest is a non-empty string of digits. It does not allocate.

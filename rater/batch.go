@@ -2,6 +2,8 @@ package rater
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/tarifa/tarifa/ingest"
 )
@@ -14,9 +16,16 @@ type batchRater struct {
 
 func newBatchRater() *batchRater { return &batchRater{keys: newKeyer()} }
 
-// rate fills x from message m rated against cat.
+// rate fills x from message m rated against cat. No input may stop the
+// worker (DESIGN.md invariant 3): a panic while rating one message turns
+// that message into a malformed xDR instead.
 func (r *batchRater) rate(cat *Catalog, m *ingest.Message, x *XDR, version uint64) {
-	x.Raw, x.Partition, x.Offset, x.Received, x.Version = m.Value, m.Partition, m.Offset, m.Time.UTC(), version
+	x.Raw, x.Partition, x.Offset, x.Received, x.Version = m.Value, m.Partition, m.Offset, receivedAt(m.Time), version
+	defer func() {
+		if p := recover(); p != nil {
+			MarkMalformed(x, fmt.Errorf("internal error rating this message: %v", p))
+		}
+	}()
 	err := ingest.Decode(m.Value, &x.CDR)
 	if err != nil {
 		MarkMalformed(x, err)
@@ -26,6 +35,18 @@ func (r *batchRater) rate(cat *Catalog, m *ingest.Message, x *XDR, version uint6
 	r.keys.key(x.CDR.Switch, x.CDR.ID, &x.Key)
 	cat.Rate(&x.CDR, &x.Rating)
 }
+
+// receivedAt is the record's timestamp, or a fixed stand-in when the
+// producer set none or one ClickHouse's DateTime cannot hold (before 1970,
+// after 2105) — fixed, so that a replayed message lands on the same row.
+func receivedAt(t time.Time) time.Time {
+	if t.Year() < 1971 || t.Year() > 2105 {
+		return noTimestamp
+	}
+	return t.UTC()
+}
+
+var noTimestamp = time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // MarkMalformed turns x into the xDR of a message that is not a valid CDR:
 // a synthetic id from its bytes, the detail of the decoder's complaint, and

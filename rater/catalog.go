@@ -95,8 +95,12 @@ type Catalog struct {
 }
 
 // NewCatalog indexes accounts for matching. Only active accounts should be
-// passed; accounts with orig off are not matched on the orig side, nor those
-// with term off on the term side.
+// passed, including those of stopped and deleted clients (their calls are
+// inactive_client mismatches). Accounts with orig off are not matched on the
+// orig side — except that an IP account with a tech prefix still claims the
+// calls carrying that prefix, as unknown_account, rather than letting them
+// fall through to another client's account on the same IP — and accounts
+// with term off are not matched on the term side.
 func NewCatalog(version int64, clients map[int64]*Client, tables map[int64]*Table, accounts []*Account) *Catalog {
 	c := &Catalog{
 		Version:  version,
@@ -109,10 +113,14 @@ func NewCatalog(version int64, clients map[int64]*Client, tables map[int64]*Tabl
 		termUser: map[string]*Account{},
 	}
 	for _, a := range accounts {
+		if a.Kind == "ip" && (a.Orig || a.TechPrefix != "") {
+			// An IP account with a tech prefix claims the calls that carry
+			// its prefix even with orig off, so they never fall through to
+			// another client's account on the same IP.
+			c.origIP[a.Ident] = append(c.origIP[a.Ident], a)
+		}
 		if a.Orig {
 			switch a.Kind {
-			case "ip":
-				c.origIP[a.Ident] = append(c.origIP[a.Ident], a)
 			case "username":
 				c.origUser[a.Ident] = a
 			case "ani":
@@ -122,7 +130,9 @@ func NewCatalog(version int64, clients map[int64]*Client, tables map[int64]*Tabl
 		if a.Term {
 			switch a.Kind {
 			case "ip":
-				if prev, ok := c.termIP[a.Ident]; !ok || a.TechPrefix == "" && prev.TechPrefix != "" {
+				// Prefer the account without a tech prefix, then the lowest id.
+				if prev, ok := c.termIP[a.Ident]; !ok || a.TechPrefix == "" && prev.TechPrefix != "" ||
+					(a.TechPrefix == "") == (prev.TechPrefix == "") && a.ID < prev.ID {
 					c.termIP[a.Ident] = a
 				}
 			case "username":
@@ -151,6 +161,9 @@ func (c *Catalog) MatchOrig(cdr *ingest.CDR) (*Account, string, Reason) {
 	if accs := c.origIP[cdr.SrcIP]; cdr.SrcIP != "" && len(accs) > 0 {
 		for _, a := range accs {
 			if a.TechPrefix != "" && strings.HasPrefix(dst, a.TechPrefix) {
+				if !a.Orig {
+					return nil, dst, ReasonUnknownAccount
+				}
 				return a, dst[len(a.TechPrefix):], ReasonNone
 			}
 		}
@@ -161,7 +174,7 @@ func (c *Catalog) MatchOrig(cdr *ingest.CDR) (*Account, string, Reason) {
 		}
 	}
 	if accs := c.origIP[cdr.SrcIP]; cdr.SrcIP != "" && len(accs) > 0 {
-		if a := accs[len(accs)-1]; a.TechPrefix == "" {
+		if a := accs[len(accs)-1]; a.TechPrefix == "" && a.Orig {
 			return a, dst, ReasonNone
 		}
 	}

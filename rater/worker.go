@@ -252,9 +252,9 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 		w.m.lag.DeleteLabelValues(label)
 		w.m.committed.DeleteLabelValues(label)
 	}()
-	next, err := w.store.NextOffset(ctx, p.Topic, p.ID)
+	next, err := w.nextOffset(ctx, p)
 	if err != nil {
-		return err
+		return nil // stopping
 	}
 	w.log.Info("partition started", "topic", p.Topic, "partition", p.ID, "offset", next)
 	r := newBatchRater()
@@ -309,6 +309,23 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// nextOffset reads the partition's stored offset, retrying while the store
+// is unreachable; it fails only when ctx ends.
+func (w *Worker) nextOffset(ctx context.Context, p *ingest.Partition) (int64, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		next, err := w.store.NextOffset(ctx, p.Topic, p.ID)
+		if err == nil {
+			return next, nil
+		}
+		w.health.set("store", err)
+		if !sleep(ctx, backoff) {
+			return 0, ctx.Err()
+		}
+		backoff = min(2*backoff, w.cfg.MaxBackoff)
 	}
 }
 

@@ -83,10 +83,7 @@ func (l *CatalogLoader) load(ctx context.Context, tx pgx.Tx) (*rater.Catalog, er
 
 	tables := map[int64]*rater.Table{}
 	rows, err := tx.Query(ctx, `
-		SELECT t.id, t.name, t.currency,
-		       t.updated_at::text || '/' || coalesce(max(r.updated_at)::text, '') || '/' || count(r.id)::text
-		FROM rate_tables t LEFT JOIN rates r ON r.rate_table_id = t.id
-		GROUP BY t.id`)
+		SELECT id, name, currency, rates_rev::text FROM rate_tables`)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +161,8 @@ func (l *CatalogLoader) load(ctx context.Context, tx pgx.Tx) (*rater.Catalog, er
 		SELECT a.id, a.client_id, a.kind, a.ident, a.tech_prefix, a.orig, a.term,
 		       coalesce(a.orig_rate_table_id, 0), coalesce(a.term_rate_table_id, 0)
 		FROM accounts a JOIN clients c ON c.id = a.client_id
-		WHERE a.status = 'active' AND c.status <> 'deleted'`)
+		WHERE a.status = 'active'
+		ORDER BY a.id`)
 	if err != nil {
 		return nil, err
 	}

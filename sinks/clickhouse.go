@@ -25,6 +25,11 @@ func OpenClickHouse(ctx context.Context, dsn string) (driver.Conn, error) {
 
 func openClickHouse(ctx context.Context, opts *clickhouse.Options, dsn string) (driver.Conn, error) {
 	opts.DialTimeout = ConnectTimeout
+	if opts.MaxOpenConns == 0 {
+		// Every partition a worker serves inserts into two tables at once.
+		opts.MaxOpenConns = 64
+		opts.MaxIdleConns = 16
+	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to clickhouse %s: %w", Redact(dsn), err)

@@ -92,8 +92,14 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		return res, pgErr("begin", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	if err := lockOffset(ctx, tx, b); err != nil {
+	done, err := lockOffset(ctx, tx, b)
+	if err != nil {
 		return res, err
+	}
+	if done {
+		// A previous attempt committed although its COMMIT reported an
+		// error (a connection lost at the wrong moment): nothing to redo.
+		return res, nil
 	}
 	phase("lock")
 	if err := writeClickHouse(ctx, s.ch, b); err != nil {
@@ -119,22 +125,28 @@ func pgErr(what string, err error) error {
 	return &rater.SinkError{Sink: "postgres", Err: fmt.Errorf("%s: %w", what, err)}
 }
 
-func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) error {
+// lockOffset locks the partition's offset row and checks this worker still
+// owns the partition. done reports that the batch itself is already
+// committed.
+func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) (done bool, err error) {
 	if b.Stored < 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO consumed_offsets (topic, "partition", next_offset) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 			b.Topic, b.Partition, b.First); err != nil {
-			return pgErr("create offset", err)
+			return false, pgErr("create offset", err)
 		}
 	}
 	var stored int64
 	if err := tx.QueryRow(ctx, `SELECT next_offset FROM consumed_offsets WHERE topic = $1 AND "partition" = $2 FOR UPDATE`,
 		b.Topic, b.Partition).Scan(&stored); err != nil {
-		return pgErr("lock offset", err)
+		return false, pgErr("lock offset", err)
 	}
-	if b.Stored < 0 && stored == b.First || stored == b.Stored {
-		return nil
+	switch {
+	case b.Stored < 0 && stored == b.First, stored == b.Stored:
+		return false, nil
+	case stored == b.Next && b.Next > b.First:
+		return true, nil
 	}
-	return fmt.Errorf("partition %d: stored offset %d, this worker expected %d: %w", b.Partition, stored, b.Stored, rater.ErrFenced)
+	return false, fmt.Errorf("partition %d: stored offset %d, this worker expected %d: %w", b.Partition, stored, b.Stored, rater.ErrFenced)
 }
 
 // dedupe marks the XDRs of CDRs already billed within the window by

@@ -17,6 +17,10 @@ CREATE TABLE rate_tables (
     parent_id   bigint REFERENCES rate_tables (id),
     status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleted')),
     notes       text NOT NULL DEFAULT '',
+    -- rates_rev moves with every committed change to the table's rates (a
+    -- row lock orders the bumps by commit), so a loader can tell exactly
+    -- which decks to rebuild.
+    rates_rev   bigint NOT NULL DEFAULT 0,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     CHECK (parent_id IS DISTINCT FROM id)
@@ -273,6 +277,28 @@ CREATE TRIGGER rate_tables_bump AFTER INSERT OR UPDATE OR DELETE ON rate_tables
     FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version();
 CREATE TRIGGER rates_bump AFTER INSERT OR UPDATE OR DELETE ON rates
     FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version();
+
+CREATE FUNCTION bump_rates_rev() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        UPDATE rate_tables SET rates_rev = rates_rev + 1
+        WHERE id IN (SELECT DISTINCT rate_table_id FROM old_rows);
+    ELSE
+        UPDATE rate_tables SET rates_rev = rates_rev + 1
+        WHERE id IN (SELECT DISTINCT rate_table_id FROM new_rows);
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        UPDATE rate_tables SET rates_rev = rates_rev + 1
+        WHERE id IN (SELECT DISTINCT rate_table_id FROM old_rows EXCEPT SELECT DISTINCT rate_table_id FROM new_rows);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rates_rev_insert AFTER INSERT ON rates REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_rates_rev();
+CREATE TRIGGER rates_rev_update AFTER UPDATE ON rates REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_rates_rev();
+CREATE TRIGGER rates_rev_delete AFTER DELETE ON rates REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_rates_rev();
 CREATE TRIGGER resellers_bump AFTER INSERT OR UPDATE OR DELETE ON resellers
     FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version();
 CREATE TRIGGER clients_bump AFTER INSERT OR UPDATE OR DELETE ON clients
