@@ -240,11 +240,29 @@ stop() {
 	log "$1 stopped (pid $pid)"
 }
 
+# preflight: before starting anything, every port of a server that is not
+# already ours must be free, so a stranger's server is never mixed into the
+# stack and nothing is left half started.
+preflight() {
+	local taken=()
+	ours "$STACK/run/pg.pid" "$STACK/pg" >/dev/null || ! port_open $PG_PORT || taken+=("$PG_PORT (PostgreSQL)")
+	if ! ours "$STACK/run/clickhouse.pid" "$STACK/clickhouse/config.xml" >/dev/null; then
+		port_open $CH_PORT && taken+=("$CH_PORT (ClickHouse native)")
+		port_open $CH_HTTP && taken+=("$CH_HTTP (ClickHouse HTTP)")
+	fi
+	ours "$STACK/run/broker.pid" "$STACK/bin/tarifa-devbroker" >/dev/null || ! port_open $KAFKA_PORT || taken+=("$KAFKA_PORT (Kafka)")
+	((${#taken[@]} == 0)) && return 0
+	local p
+	for p in "${taken[@]}"; do log "port $p is taken by a process this stack did not start"; done
+	die "free those ports (or stop what holds them) and run again; nothing was started"
+}
+
 up() {
 	mkdir -p "$STACK/run" "$STACK/log" "$STACK/bin"
 	chmod 755 "$STACK" "$STACK/run"
 	exec 9>"$STACK/run/lock"
 	flock -w 300 9 || die "another stack.sh holds $STACK/run/lock"
+	preflight
 	install_missing
 	start_postgres
 	start_clickhouse
