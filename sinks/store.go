@@ -43,14 +43,15 @@ const DedupeWindow = 48 * time.Hour
 // stored and skips.
 type Store struct {
 	pg     *pgxpool.Pool
-	ch     driver.Conn
+	ch     *chWriter
 	phases *prometheus.HistogramVec
 }
 
 // NewStore returns a store writing to pg and ch, with the time spent in each
-// phase of a commit as tarifa_commit_phase_seconds{phase} on reg.
+// phase of a commit as tarifa_commit_phase_seconds{phase} on reg. The
+// ClickHouse writes of concurrent commits are coalesced into shared inserts.
 func NewStore(pg *pgxpool.Pool, ch driver.Conn, reg prometheus.Registerer) *Store {
-	s := &Store{pg: pg, ch: ch, phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	s := &Store{pg: pg, ch: newCHWriter(ch), phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tarifa_commit_phase_seconds",
 		Help:    "Time a batch commit spends per phase: lock (offset fence), dedupe, clickhouse, balances, commit.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
@@ -58,6 +59,13 @@ func NewStore(pg *pgxpool.Pool, ch driver.Conn, reg prometheus.Registerer) *Stor
 	reg.MustRegister(s.phases)
 	return s
 }
+
+// Close stops the store's ClickHouse writer; call it after the last Commit
+// returned.
+func (s *Store) Close() { s.ch.close() }
+
+// errClosed is returned by a Commit after Close.
+var errClosed = errors.New("store closed")
 
 // NextOffset returns the next offset to process of a partition, or -1 when
 // none was stored yet.
@@ -102,7 +110,7 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		return res, nil
 	}
 	phase("lock")
-	if err := writeClickHouse(ctx, s.ch, b); err != nil {
+	if err := s.ch.write(ctx, b.XDRs); err != nil {
 		return res, &rater.SinkError{Sink: "clickhouse", Err: err}
 	}
 	phase("clickhouse")

@@ -20,13 +20,16 @@ const insertXDRs = `INSERT INTO xdrs (cdr_id, switch, event_time, setup_time, co
 const insertRaw = `INSERT INTO cdrs_raw (cdr_id, switch, setup_time, connect_time, disconnect_time, raw, received_at,
 	kafka_partition, kafka_offset, version)`
 
-// writeClickHouse writes the raw CDRs and xDRs of a batch, skipping
-// duplicates, column by column (one allocation per column, not per value).
-func writeClickHouse(ctx context.Context, ch driver.Conn, b *rater.Batch) error {
+// writeClickHouse writes the raw CDRs and xDRs of one or more batches,
+// skipping duplicates, column by column (one allocation per column, not per
+// value), as one insert per table.
+func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR) error {
 	n := 0
-	for i := range b.XDRs {
-		if !b.XDRs[i].Duplicate() {
-			n++
+	for _, xs := range parts {
+		for i := range xs {
+			if !xs[i].Duplicate() {
+				n++
+			}
 		}
 	}
 	if n == 0 {
@@ -34,8 +37,8 @@ func writeClickHouse(ctx context.Context, ch driver.Conn, b *rater.Batch) error 
 	}
 	// The two inserts go out side by side: each waits mostly on the server.
 	rawErr := make(chan error, 1)
-	go func() { rawErr <- sendRaw(ctx, ch, b.XDRs, n) }()
-	xerr := sendXDRs(ctx, ch, b.XDRs, n)
+	go func() { rawErr <- sendRaw(ctx, ch, parts, n) }()
+	xerr := sendXDRs(ctx, ch, parts, n)
 	rerr := <-rawErr
 	if xerr != nil {
 		return fmt.Errorf("insert xdrs: %w", xerr)
@@ -49,10 +52,10 @@ func writeClickHouse(ctx context.Context, ch driver.Conn, b *rater.Batch) error 
 // WriteXDRs writes xDRs (rerating and tests use it; the worker commits
 // through Store).
 func WriteXDRs(ctx context.Context, ch driver.Conn, xs []rater.XDR) error {
-	return writeClickHouse(ctx, ch, &rater.Batch{XDRs: xs})
+	return writeClickHouse(ctx, ch, [][]rater.XDR{xs})
 }
 
-func sendXDRs(ctx context.Context, ch driver.Conn, xs []rater.XDR, n int) error {
+func sendXDRs(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) error {
 	var (
 		ids, switches, dsts, srcIPs, srcUsers, anis, termIPs, termUsers = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
 		statuses, reasons, details, origCodes, origNames, termReasons   = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
@@ -68,11 +71,7 @@ func sendXDRs(ctx context.Context, ch driver.Conn, xs []rater.XDR, n int) error 
 	)
 	now := time.Now().UTC().Truncate(time.Second)
 	zero := decimal.Decimal{}
-	for i := range xs {
-		x := &xs[i]
-		if x.Duplicate() {
-			continue
-		}
+	for x := range live(parts) {
 		c, r := &x.CDR, &x.Rating
 		ids = append(ids, x.ID)
 		switches = append(switches, c.Switch)
@@ -151,16 +150,12 @@ func sendXDRs(ctx context.Context, ch driver.Conn, xs []rater.XDR, n int) error 
 	return batch.Send()
 }
 
-func sendRaw(ctx context.Context, ch driver.Conn, xs []rater.XDR, n int) error {
+func sendRaw(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) error {
 	ids, switches, raws := mk[string](n), mk[string](n), mk[string](n)
 	setups, disconnects, received := mk[time.Time](n), mk[time.Time](n), mk[time.Time](n)
 	connects := mk[*time.Time](n)
 	partitions, offsets, versions := mk[int32](n), mk[int64](n), mk[uint64](n)
-	for i := range xs {
-		x := &xs[i]
-		if x.Duplicate() {
-			continue
-		}
+	for x := range live(parts) {
 		ids = append(ids, x.ID)
 		switches = append(switches, x.CDR.Switch)
 		raws = append(raws, string(x.Raw))
@@ -194,3 +189,16 @@ func sendRaw(ctx context.Context, ch driver.Conn, xs []rater.XDR, n int) error {
 }
 
 func mk[T any](n int) []T { return make([]T, 0, n) }
+
+// live yields the XDRs of parts that are not duplicates, in order.
+func live(parts [][]rater.XDR) func(yield func(*rater.XDR) bool) {
+	return func(yield func(*rater.XDR) bool) {
+		for _, xs := range parts {
+			for i := range xs {
+				if !xs[i].Duplicate() && !yield(&xs[i]) {
+					return
+				}
+			}
+		}
+	}
+}

@@ -106,6 +106,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		notifier = n
 	}
 	store := sinks.NewStore(pool, ch, reg)
+	defer store.Close()
 	worker, err := rater.NewWorker(cfg, consumer, store, sinks.NewCatalogLoader(pool), notifier, log, reg)
 	if err != nil {
 		return err

@@ -155,6 +155,7 @@ write_clickhouse_config() {
 		    <profiles>
 		        <default>
 		            <max_memory_usage>4000000000</max_memory_usage>
+		            <background_pool_size>4</background_pool_size>
 		            <load_balancing>random</load_balancing>
 		        </default>
 		    </profiles>
