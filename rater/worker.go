@@ -97,6 +97,11 @@ type Notification struct {
 // the partition restarts from the stored offset.
 var ErrFenced = errors.New("partition offset moved: another worker owns it")
 
+// ErrStale is returned by a store when a batch refers to catalog objects
+// that no longer exist (a client fully deleted between rating and commit):
+// retrying the same batch can never succeed, rating it again can.
+var ErrStale = errors.New("batch refers to catalog objects that no longer exist")
+
 // SinkError names the server a store failed on, for logs and metrics.
 type SinkError struct {
 	Sink string // postgres | clickhouse
@@ -283,14 +288,29 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 			// A gap is normal after retention or compaction; say so once.
 			w.log.Warn("offset gap", "partition", p.ID, "expected", next, "got", batch.First)
 		}
-		cat := w.catalog.Load()
-		version := uint64(time.Now().UnixNano())
-		batch.XDRs = batch.XDRs[:0]
-		for _, m := range msgs[i:] {
-			batch.XDRs = append(batch.XDRs, XDR{})
-			r.rate(cat, &m, &batch.XDRs[len(batch.XDRs)-1], version)
+		var res CommitResult
+		for stale := 0; ; stale++ {
+			cat := w.catalog.Load()
+			version := uint64(time.Now().UnixNano())
+			batch.XDRs = batch.XDRs[:0]
+			for _, m := range msgs[i:] {
+				batch.XDRs = append(batch.XDRs, XDR{})
+				r.rate(cat, &m, &batch.XDRs[len(batch.XDRs)-1], version)
+			}
+			res, err = w.commit(ctx, batch)
+			if !errors.Is(err, ErrStale) {
+				break
+			}
+			// The catalog changed under the batch (a client it bills was
+			// removed): load the current catalog and rate the batch again.
+			w.log.Warn("batch refers to a catalog that changed; rating it again", "partition", p.ID, "err", err)
+			if rerr := w.reload(ctx); rerr != nil {
+				w.health.set("catalog", rerr)
+			}
+			if !sleep(ctx, min(time.Duration(stale+1)*time.Second, w.cfg.MaxBackoff)) {
+				return nil
+			}
 		}
-		res, err := w.commit(ctx, batch)
 		if errors.Is(err, ErrFenced) {
 			w.log.Warn("partition fenced: another worker committed it; restarting from the stored offset", "partition", p.ID)
 			return err
@@ -349,7 +369,7 @@ func (w *Worker) commit(ctx context.Context, b *Batch) (CommitResult, error) {
 	backoff := 100 * time.Millisecond
 	for {
 		res, err := w.store.Commit(stopCtx, b)
-		if err == nil || errors.Is(err, ErrFenced) {
+		if err == nil || errors.Is(err, ErrFenced) || errors.Is(err, ErrStale) {
 			w.health.set("store", nil)
 			return res, err
 		}

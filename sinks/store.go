@@ -9,6 +9,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
@@ -130,6 +131,10 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 }
 
 func pgErr(what string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23503" { // foreign_key_violation: a client the batch bills is gone
+		return fmt.Errorf("%s: %w: %w", what, rater.ErrStale, err)
+	}
 	return &rater.SinkError{Sink: "postgres", Err: fmt.Errorf("%s: %w", what, err)}
 }
 
