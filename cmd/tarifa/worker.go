@@ -189,43 +189,42 @@ func serveMetrics(addr string, reg *prometheus.Registry, ready func() (bool, str
 	return srv, nil
 }
 
-func pruneDedupeKeys(ctx context.Context, store *sinks.Store, log *slog.Logger) {
-	t := time.NewTicker(10 * time.Minute)
+// every calls fn each period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			fn()
 		}
+	}
+}
+
+func pruneDedupeKeys(ctx context.Context, store *sinks.Store, log *slog.Logger) {
+	every(ctx, 10*time.Minute, func() {
 		if n, err := store.PruneDedupeKeys(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Warn("prune dedupe keys", "err", err)
 		} else if n > 0 {
 			log.Info("pruned dedupe keys", "count", n)
 		}
-	}
+	})
 }
 
 // probeKafka reports the brokers' reachability to the worker's readiness
 // every few seconds: the Kafka client retries on its own, so a broker
 // outage would otherwise only show as silence.
 func probeKafka(ctx context.Context, c *ingest.Consumer, w *rater.Worker) {
-	t := time.NewTicker(3 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, 3*time.Second, func() {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := c.Probe(pctx)
 		cancel()
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() == nil {
+			w.SetHealth("kafka", err)
 		}
-		w.SetHealth("kafka", err)
-	}
+	})
 }
 
 // kafkaNotifier publishes low-balance notifications as JSON messages.
