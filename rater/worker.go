@@ -199,13 +199,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	w.health.set("catalog", nil)
+	watchCtx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		w.watchCatalog(ctx)
+		w.watchCatalog(watchCtx)
 	}()
 	err := w.consumer.Run(ctx, w.startOffset, w.handlePartition)
+	stopWatch()
 	wg.Wait()
 	return err
 }

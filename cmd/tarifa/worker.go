@@ -119,17 +119,19 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer srv.Close()
 	log.Info("worker starting", "topic", *topic, "group", *group, "brokers", *brokers, "metrics", *metricsAddr)
 
+	sideCtx, stopSide := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		pruneDedupeKeys(ctx, store, log)
+		pruneDedupeKeys(sideCtx, store, log)
 	}()
 	go func() {
 		defer wg.Done()
-		probeKafka(ctx, consumer, worker)
+		probeKafka(sideCtx, consumer, worker)
 	}()
 	err = worker.Run(ctx)
+	stopSide()
 	wg.Wait()
 	log.Info("worker stopped")
 	return err
