@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/shopspring/decimal"
 )
@@ -196,6 +197,7 @@ func Build(rows []Row, p *Profiles) (*Deck, error) {
 	}
 
 	d.rates = make([]Rate, len(rows))
+	adviseHuge(unsafe.Pointer(unsafe.SliceData(d.rates)), len(d.rates)*int(unsafe.Sizeof(Rate{})))
 	texts := decimalTexts{}
 	nCodes := 0
 	for i, ri := range order {
@@ -206,6 +208,7 @@ func Build(rows []Row, p *Profiles) (*Deck, error) {
 		d.rates[i] = newRate(r, ids[ri], texts)
 	}
 	d.codes = make([]Code, 0, nCodes)
+	adviseHuge(unsafe.Pointer(unsafe.SliceData(d.codes)), nCodes*int(unsafe.Sizeof(Code{})))
 	for i := 0; i < len(d.rates); {
 		j := i + 1
 		for j < len(d.rates) && d.rates[j].Code == d.rates[i].Code {
@@ -215,6 +218,7 @@ func Build(rows []Row, p *Profiles) (*Deck, error) {
 		i = j
 	}
 	d.buildTrie()
+	d.nodes = hugeCopy(d.nodes)
 	return d, nil
 }
 
