@@ -12,10 +12,10 @@ import (
 )
 
 const insertXDRs = `INSERT INTO xdrs (cdr_id, switch, event_time, setup_time, connect_time, disconnect_time, duration_ms, dst,
-	src_ip, src_user, ani, term_ip, term_user, sip_code, cause, status, reason, detail, reseller_id,
+	src_ip, status, reason, detail, reseller_id,
 	orig_client_id, orig_account_id, orig_code, orig_code_name, orig_rate, orig_billed_seconds, orig_cost,
 	term_client_id, term_account_id, term_reason, term_code, term_code_name, term_rate, term_billed_seconds, term_cost,
-	term_currency, currency, rated_at, kafka_partition, kafka_offset, version)`
+	currency, version)`
 
 const insertRaw = `INSERT INTO cdrs_raw (cdr_id, switch, setup_time, connect_time, disconnect_time, raw, received_at,
 	kafka_partition, kafka_offset, version)`
@@ -57,19 +57,16 @@ func WriteXDRs(ctx context.Context, ch driver.Conn, xs []rater.XDR) error {
 
 func sendXDRs(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) error {
 	var (
-		ids, switches, dsts, srcIPs, srcUsers, anis, termIPs, termUsers = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-		statuses, reasons, details, origCodes, origNames, termReasons   = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-		termCodes, termNames, termCurrencies, currencies                = mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-		eventTimes, setupTimes, disconnectTimes, ratedAts               = mk[time.Time](n), mk[time.Time](n), mk[time.Time](n), mk[time.Time](n)
-		connectTimes                                                    = mk[*time.Time](n)
-		durations, resellers, origClients, origAccounts, termClients    = mk[uint64](n), mk[uint64](n), mk[uint64](n), mk[uint64](n), mk[uint64](n)
-		termAccounts, versions                                          = mk[uint64](n), mk[uint64](n)
-		sipCodes, causes, partitions                                    = mk[int32](n), mk[int32](n), mk[int32](n)
-		offsets                                                         = mk[int64](n)
-		origRates, origCosts, termRates, termCosts                      = mk[decimal.Decimal](n), mk[decimal.Decimal](n), mk[decimal.Decimal](n), mk[decimal.Decimal](n)
-		origBilled, termBilled                                          = mk[uint32](n), mk[uint32](n)
+		ids, switches, dsts, srcIPs                                   = mk[string](n), mk[string](n), mk[string](n), mk[string](n)
+		statuses, reasons, details, origCodes, origNames, termReasons = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
+		termCodes, termNames, currencies                              = mk[string](n), mk[string](n), mk[string](n)
+		eventTimes, setupTimes, disconnectTimes                       = mk[time.Time](n), mk[time.Time](n), mk[time.Time](n)
+		connectTimes                                                  = mk[*time.Time](n)
+		durations, resellers, origClients, origAccounts, termClients  = mk[uint64](n), mk[uint64](n), mk[uint64](n), mk[uint64](n), mk[uint64](n)
+		termAccounts, versions                                        = mk[uint64](n), mk[uint64](n)
+		origRates, origCosts, termRates, termCosts                    = mk[decimal.Decimal](n), mk[decimal.Decimal](n), mk[decimal.Decimal](n), mk[decimal.Decimal](n)
+		origBilled, termBilled                                        = mk[uint32](n), mk[uint32](n)
 	)
-	now := time.Now().UTC().Truncate(time.Second)
 	zero := decimal.Decimal{}
 	for x := range live(parts) {
 		c, r := &x.CDR, &x.Rating
@@ -77,10 +74,6 @@ func sendXDRs(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) e
 		switches = append(switches, c.Switch)
 		dsts = append(dsts, c.Dst)
 		srcIPs = append(srcIPs, c.SrcIP)
-		srcUsers = append(srcUsers, c.SrcUser)
-		anis = append(anis, c.ANI)
-		termIPs = append(termIPs, c.TermIP)
-		termUsers = append(termUsers, c.TermUser)
 		statuses = append(statuses, r.Status)
 		reasons = append(reasons, string(r.Reason))
 		details = append(details, x.Detail)
@@ -96,22 +89,15 @@ func sendXDRs(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) e
 		} else {
 			connectTimes = append(connectTimes, &c.ConnectTime)
 		}
-		ratedAts = append(ratedAts, now)
 		durations = append(durations, uint64(c.Duration/time.Millisecond))
 		resellers = append(resellers, uint64(r.ResellerID))
-		sipCodes = append(sipCodes, int32(c.SIPCode))
-		causes = append(causes, int32(c.Cause))
-		partitions = append(partitions, int32(x.Partition))
-		offsets = append(offsets, x.Offset)
 		versions = append(versions, x.Version)
 
 		origClients = append(origClients, uint64(r.Orig.ClientID))
 		origAccounts = append(origAccounts, uint64(r.Orig.AccountID))
 		currencies = append(currencies, r.Orig.Currency)
 		if o := r.Orig.Rate; o != nil {
-			origCodes = append(origCodes, o.Code)
-			origNames = append(origNames, o.CodeName)
-			origRates = append(origRates, o.Rate)
+			origCodes, origNames, origRates = append(origCodes, o.Code), append(origNames, o.CodeName), append(origRates, o.Rate)
 		} else {
 			origCodes, origNames, origRates = append(origCodes, ""), append(origNames, ""), append(origRates, zero)
 		}
@@ -121,11 +107,8 @@ func sendXDRs(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) e
 		termClients = append(termClients, uint64(r.Term.ClientID))
 		termAccounts = append(termAccounts, uint64(r.Term.AccountID))
 		termReasons = append(termReasons, string(r.Term.Reason))
-		termCurrencies = append(termCurrencies, r.Term.Currency)
 		if t := r.Term.Rate; t != nil {
-			termCodes = append(termCodes, t.Code)
-			termNames = append(termNames, t.CodeName)
-			termRates = append(termRates, t.Rate)
+			termCodes, termNames, termRates = append(termCodes, t.Code), append(termNames, t.CodeName), append(termRates, t.Rate)
 		} else {
 			termCodes, termNames, termRates = append(termCodes, ""), append(termNames, ""), append(termRates, zero)
 		}
@@ -138,10 +121,10 @@ func sendXDRs(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) e
 	}
 	defer batch.Abort() //nolint:errcheck // a no-op after Send
 	cols := []any{ids, switches, eventTimes, setupTimes, connectTimes, disconnectTimes, durations, dsts,
-		srcIPs, srcUsers, anis, termIPs, termUsers, sipCodes, causes, statuses, reasons, details, resellers,
+		srcIPs, statuses, reasons, details, resellers,
 		origClients, origAccounts, origCodes, origNames, origRates, origBilled, origCosts,
 		termClients, termAccounts, termReasons, termCodes, termNames, termRates, termBilled, termCosts,
-		termCurrencies, currencies, ratedAts, partitions, offsets, versions}
+		currencies, versions}
 	for i, col := range cols {
 		if err := batch.Column(i).Append(col); err != nil {
 			return fmt.Errorf("column %d: %w", i, err)
