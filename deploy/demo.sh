@@ -42,7 +42,7 @@ $BIN gen --kafka --topic "$TOPIC" --count "$CDRS" --seed "$RUN" --start "$START"
 
 step "4. one worker rates both legs of every call; ClickHouse gets xDRs, PostgreSQL balances (exactly once)"
 LOG=$(mktemp /tmp/tarifa-demo-worker.XXXXXX.log)
-$BIN worker --topic "$TOPIC" --group "demo-$RUN" --metrics-addr "$METRICS" --batch-size 20000 --batch-wait 100ms 2>"$LOG" &
+$BIN worker --topic "$TOPIC" --group "demo-$RUN" --metrics-addr "$METRICS" --batch-wait 100ms 2>"$LOG" &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true' EXIT
 started=$(date +%s.%N)

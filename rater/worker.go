@@ -19,7 +19,10 @@ import (
 type WorkerConfig struct {
 	// Topic is the CDR topic; stored offsets are kept per topic (required).
 	Topic string
-	// BatchSize is the most messages rated and committed together (default 5000).
+	// BatchSize is the most messages rated and committed together (default
+	// 50000: ClickHouse spends half the CPU per row on 100k-row inserts that
+	// it spends on 20k-row ones, and the inserts of concurrent partitions are
+	// coalesced).
 	BatchSize int
 	// BatchWait is how long a batch waits for more messages after its first
 	// (default 200 ms).
@@ -36,7 +39,7 @@ type WorkerConfig struct {
 // Validate fills defaults and checks bounds.
 func (c *WorkerConfig) Validate() error {
 	if c.BatchSize == 0 {
-		c.BatchSize = 5000
+		c.BatchSize = 50000
 	}
 	if c.BatchWait == 0 {
 		c.BatchWait = 200 * time.Millisecond

@@ -29,7 +29,7 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 		b.ResetTimer()
 		start := time.Now()
 		addr := freeAddr(b)
-		p := startWorker(b, bin, db, topic, "--batch-size", envOr("TARIFA_BENCH_BATCH", "20000"), "--batch-wait", "100ms", "--metrics-addr", addr)
+		p := startWorker(b, bin, db, topic, "--batch-size", envOr("TARIFA_BENCH_BATCH", "50000"), "--batch-wait", "100ms", "--metrics-addr", addr)
 		if file := os.Getenv("TARIFA_BENCH_PROFILE"); file != "" {
 			go profileWorker(b, addr, file)
 		}
