@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
@@ -141,7 +142,8 @@ func sendRaw(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) er
 	for x := range live(parts) {
 		ids = append(ids, x.ID)
 		switches = append(switches, x.CDR.Switch)
-		raws = append(raws, string(x.Raw))
+		// The message bytes are never written after they arrive: share them.
+		raws = append(raws, unsafe.String(unsafe.SliceData(x.Raw), len(x.Raw)))
 		setups = append(setups, x.CDR.SetupTime)
 		disconnects = append(disconnects, x.CDR.DisconnectTime)
 		if x.CDR.ConnectTime.IsZero() {
