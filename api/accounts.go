@@ -112,12 +112,22 @@ func (s *Server) clientInScope(ctx context.Context, p *principal, id int64) erro
 	return nil
 }
 
-func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, p *principal) error {
+// scopedClientID reads the client id of the path and checks the caller may
+// see that client (404 otherwise).
+func (s *Server) scopedClientID(r *http.Request, p *principal) (int64, error) {
 	id, err := pathID(r, "id", "client")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := s.clientInScope(r.Context(), p, id); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, err := s.scopedClientID(r, p)
+	if err != nil {
 		return err
 	}
 	v := r.URL.Query()
@@ -139,11 +149,8 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, p *princip
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id", "client")
+	id, err := s.scopedClientID(r, p)
 	if err != nil {
-		return err
-	}
-	if err := s.clientInScope(r.Context(), p, id); err != nil {
 		return err
 	}
 	body, err := decodeObject(r)

@@ -202,11 +202,8 @@ func (s *Server) getTransaction(w http.ResponseWriter, r *http.Request, p *princ
 // ?from / ?to (RFC 3339 or YYYY-MM-DD, from inclusive, to exclusive),
 // ?kind.
 func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id", "client")
+	id, err := s.scopedClientID(r, p)
 	if err != nil {
-		return err
-	}
-	if err := s.clientInScope(r.Context(), p, id); err != nil {
 		return err
 	}
 	v := r.URL.Query()
@@ -252,11 +249,8 @@ func timeRange(q *query, from, to, col string) error {
 // balance answers DOMAIN.md "Balances" from the client_balances view:
 // available is null for unlimited (postpaid) clients.
 func (s *Server) balance(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := pathID(r, "id", "client")
+	id, err := s.scopedClientID(r, p)
 	if err != nil {
-		return err
-	}
-	if err := s.clientInScope(r.Context(), p, id); err != nil {
 		return err
 	}
 	var out string
