@@ -133,12 +133,8 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, p *princip
 	v := r.URL.Query()
 	q := &query{}
 	q.add("t.client_id = %s", id)
-	switch st := v.Get("status"); st {
-	case "":
-	case "active", "inactive":
-		q.add("t.status = %s", st)
-	default:
-		return badRequest("status", "must be active or inactive")
+	if err := q.oneOf(v, "status", "t.status", "active", "inactive"); err != nil {
+		return err
 	}
 	pg, err := s.list(r.Context(), accounts, q, "t.id", v)
 	if err != nil {

@@ -212,12 +212,8 @@ func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request, p *pri
 	if err := timeRange(q, v.Get("from"), v.Get("to"), "t.at"); err != nil {
 		return err
 	}
-	switch k := v.Get("kind"); k {
-	case "":
-	case "payment", "adjustment", "charge":
-		q.add("t.kind = %s", k)
-	default:
-		return badRequest("kind", "must be payment, adjustment or charge")
+	if err := q.oneOf(v, "kind", "t.kind", "payment", "adjustment", "charge"); err != nil {
+		return err
 	}
 	pg, err := s.list(r.Context(), transactions, q, "t.at DESC, t.id DESC", v)
 	if err != nil {

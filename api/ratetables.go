@@ -120,12 +120,8 @@ func (s *Server) listRates(w http.ResponseWriter, r *http.Request, p *principal)
 		}
 		q.add("t.code LIKE %s", c+"%")
 	}
-	switch st := v.Get("status"); st {
-	case "":
-	case "active", "stashed":
-		q.add("t.status = %s", st)
-	default:
-		return badRequest("status", "must be active or stashed")
+	if err := q.oneOf(v, "status", "t.status", "active", "stashed"); err != nil {
+		return err
 	}
 	if a := v.Get("at"); a != "" {
 		at, err := parseTime(a)

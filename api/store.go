@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -90,6 +91,21 @@ func (q *query) add(format string, args ...any) {
 		ph[i] = q.arg(a)
 	}
 	q.conds = append(q.conds, fmt.Sprintf(format, ph...))
+}
+
+// oneOf filters col by the query parameter param when it is given, which
+// must then be one of allowed (400 naming the parameter otherwise).
+func (q *query) oneOf(v url.Values, param, col string, allowed ...string) error {
+	val := v.Get(param)
+	if val == "" {
+		return nil
+	}
+	if !slices.Contains(allowed, val) {
+		list := strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
+		return badRequest(param, "must be %s", list)
+	}
+	q.add(col+" = %s", val)
+	return nil
 }
 
 func (q *query) where() string {
