@@ -21,9 +21,15 @@ const insertXDRs = `INSERT INTO xdrs (cdr_id, switch, event_time, setup_time, co
 const insertRaw = `INSERT INTO cdrs_raw (cdr_id, switch, setup_time, connect_time, disconnect_time, raw, received_at,
 	kafka_partition, kafka_offset, version)`
 
+// chunkRows is how many rows go to ClickHouse in one block. The driver's
+// column buffers are reset, not freed, after each block, so an insert of any
+// size reuses one chunk's worth of memory instead of growing (and copying)
+// buffers the size of the whole insert. The server squashes the blocks of
+// one INSERT into one part.
+const chunkRows = 8192
+
 // writeClickHouse writes the raw CDRs and xDRs of one or more batches,
-// skipping duplicates, column by column (one allocation per column, not per
-// value), as one insert per table.
+// skipping duplicates, as one insert per table.
 func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR) error {
 	n := 0
 	for _, xs := range parts {
@@ -38,8 +44,8 @@ func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR) e
 	}
 	// The two inserts go out side by side: each waits mostly on the server.
 	rawErr := make(chan error, 1)
-	go func() { rawErr <- sendRaw(ctx, ch, parts, n) }()
-	xerr := sendXDRs(ctx, ch, parts, n)
+	go func() { rawErr <- send(ctx, ch, insertRaw, parts, &rawCols{}) }()
+	xerr := send(ctx, ch, insertXDRs, parts, &xdrCols{})
 	rerr := <-rawErr
 	if xerr != nil {
 		return fmt.Errorf("insert xdrs: %w", xerr)
@@ -56,124 +62,189 @@ func WriteXDRs(ctx context.Context, ch driver.Conn, xs []rater.XDR) error {
 	return writeClickHouse(ctx, ch, [][]rater.XDR{xs})
 }
 
-func sendXDRs(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) error {
-	var (
-		ids, switches, dsts, srcIPs                                   = mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-		statuses, reasons, details, origCodes, origNames, termReasons = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-		termCodes, termNames, currencies                              = mk[string](n), mk[string](n), mk[string](n)
-		eventTimes, setupTimes, disconnectTimes                       = mk[time.Time](n), mk[time.Time](n), mk[time.Time](n)
-		connectTimes                                                  = mk[*time.Time](n)
-		durations, resellers, origClients, origAccounts, termClients  = mk[uint64](n), mk[uint64](n), mk[uint64](n), mk[uint64](n), mk[uint64](n)
-		termAccounts, versions                                        = mk[uint64](n), mk[uint64](n)
-		origRates, origCosts, termRates, termCosts                    = mk[decimal.Decimal](n), mk[decimal.Decimal](n), mk[decimal.Decimal](n), mk[decimal.Decimal](n)
-		origBilled, termBilled                                        = mk[uint32](n), mk[uint32](n)
-	)
-	zero := decimal.Decimal{}
-	for x := range live(parts) {
-		c, r := &x.CDR, &x.Rating
-		ids = append(ids, x.ID)
-		switches = append(switches, c.Switch)
-		dsts = append(dsts, c.Dst)
-		srcIPs = append(srcIPs, c.SrcIP)
-		statuses = append(statuses, r.Status)
-		reasons = append(reasons, string(r.Reason))
-		details = append(details, x.Detail)
-		event := r.Orig.EventTime
-		if event.IsZero() {
-			event = c.DisconnectTime
-		}
-		eventTimes = append(eventTimes, event)
-		setupTimes = append(setupTimes, c.SetupTime)
-		disconnectTimes = append(disconnectTimes, c.DisconnectTime)
-		if c.ConnectTime.IsZero() {
-			connectTimes = append(connectTimes, nil)
-		} else {
-			connectTimes = append(connectTimes, &c.ConnectTime)
-		}
-		durations = append(durations, uint64(c.Duration/time.Millisecond))
-		resellers = append(resellers, uint64(r.ResellerID))
-		versions = append(versions, x.Version)
+// chunk gathers one block of a table's columns.
+type chunk interface {
+	add(x *rater.XDR)
+	len() int
+	columns() []any // in the order of the INSERT's column list
+	reset()
+}
 
-		origClients = append(origClients, uint64(r.Orig.ClientID))
-		origAccounts = append(origAccounts, uint64(r.Orig.AccountID))
-		currencies = append(currencies, r.Orig.Currency)
-		if o := r.Orig.Rate; o != nil {
-			origCodes, origNames, origRates = append(origCodes, o.Code), append(origNames, o.CodeName), append(origRates, o.Rate)
-		} else {
-			origCodes, origNames, origRates = append(origCodes, ""), append(origNames, ""), append(origRates, zero)
-		}
-		origBilled = append(origBilled, uint32(r.Orig.BilledSeconds))
-		origCosts = append(origCosts, Decimal(r.Orig.CostMicro))
-
-		termClients = append(termClients, uint64(r.Term.ClientID))
-		termAccounts = append(termAccounts, uint64(r.Term.AccountID))
-		termReasons = append(termReasons, string(r.Term.Reason))
-		if t := r.Term.Rate; t != nil {
-			termCodes, termNames, termRates = append(termCodes, t.Code), append(termNames, t.CodeName), append(termRates, t.Rate)
-		} else {
-			termCodes, termNames, termRates = append(termCodes, ""), append(termNames, ""), append(termRates, zero)
-		}
-		termBilled = append(termBilled, uint32(r.Term.BilledSeconds))
-		termCosts = append(termCosts, Decimal(r.Term.CostMicro))
-	}
-	batch, err := ch.PrepareBatch(ctx, insertXDRs)
+// send inserts the live XDRs of parts into one table, chunkRows at a time.
+func send(ctx context.Context, ch driver.Conn, query string, parts [][]rater.XDR, c chunk) error {
+	batch, err := ch.PrepareBatch(ctx, query)
 	if err != nil {
 		return err
 	}
 	defer batch.Abort() //nolint:errcheck // a no-op after Send
-	cols := []any{ids, switches, eventTimes, setupTimes, connectTimes, disconnectTimes, durations, dsts,
-		srcIPs, statuses, reasons, details, resellers,
-		origClients, origAccounts, origCodes, origNames, origRates, origBilled, origCosts,
-		termClients, termAccounts, termReasons, termCodes, termNames, termRates, termBilled, termCosts,
-		currencies, versions}
-	for i, col := range cols {
-		if err := batch.Column(i).Append(col); err != nil {
-			return fmt.Errorf("column %d: %w", i, err)
+	flush := func() error {
+		for i, col := range c.columns() {
+			if err := batch.Column(i).Append(col); err != nil {
+				return fmt.Errorf("column %d: %w", i, err)
+			}
 		}
+		c.reset()
+		return nil
 	}
-	return batch.Send()
-}
-
-func sendRaw(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, n int) error {
-	ids, switches, raws := mk[string](n), mk[string](n), mk[string](n)
-	setups, disconnects, received := mk[time.Time](n), mk[time.Time](n), mk[time.Time](n)
-	connects := mk[*time.Time](n)
-	partitions, offsets, versions := mk[int32](n), mk[int64](n), mk[uint64](n)
 	for x := range live(parts) {
-		ids = append(ids, x.ID)
-		switches = append(switches, x.CDR.Switch)
-		// The message bytes are never written after they arrive: share them.
-		raws = append(raws, unsafe.String(unsafe.SliceData(x.Raw), len(x.Raw)))
-		setups = append(setups, x.CDR.SetupTime)
-		disconnects = append(disconnects, x.CDR.DisconnectTime)
-		if x.CDR.ConnectTime.IsZero() {
-			connects = append(connects, nil)
-		} else {
-			connects = append(connects, &x.CDR.ConnectTime)
+		c.add(x)
+		if c.len() < chunkRows {
+			continue
 		}
-		rcv := x.Received
-		if rcv.IsZero() {
-			rcv = time.Now().UTC()
+		if err := flush(); err != nil {
+			return err
 		}
-		received = append(received, rcv)
-		partitions = append(partitions, int32(x.Partition))
-		offsets = append(offsets, x.Offset)
-		versions = append(versions, x.Version)
+		if err := batch.Flush(); err != nil {
+			return err
+		}
 	}
-	batch, err := ch.PrepareBatch(ctx, insertRaw)
-	if err != nil {
+	if err := flush(); err != nil {
 		return err
 	}
-	defer batch.Abort() //nolint:errcheck // a no-op after Send
-	for i, col := range []any{ids, switches, setups, connects, disconnects, raws, received, partitions, offsets, versions} {
-		if err := batch.Column(i).Append(col); err != nil {
-			return fmt.Errorf("column %d: %w", i, err)
-		}
-	}
 	return batch.Send()
 }
 
-func mk[T any](n int) []T { return make([]T, 0, n) }
+// xdrCols is one block of the xdrs table.
+type xdrCols struct {
+	ids, switches, dsts, srcIPs                                   []string
+	statuses, reasons, details, origCodes, origNames, termReasons []string
+	termCodes, termNames, currencies                              []string
+	eventTimes, setupTimes, disconnectTimes                       []time.Time
+	connectTimes                                                  []*time.Time
+	durations, resellers, origClients, origAccounts, termClients  []uint64
+	termAccounts, versions                                        []uint64
+	origRates, origCosts, termRates, termCosts                    []decimal.Decimal
+	origBilled, termBilled                                        []uint32
+}
+
+func (k *xdrCols) len() int { return len(k.ids) }
+
+func (k *xdrCols) add(x *rater.XDR) {
+	c, r := &x.CDR, &x.Rating
+	k.ids = append(k.ids, x.ID)
+	k.switches = append(k.switches, c.Switch)
+	k.dsts = append(k.dsts, c.Dst)
+	k.srcIPs = append(k.srcIPs, c.SrcIP)
+	k.statuses = append(k.statuses, r.Status)
+	k.reasons = append(k.reasons, string(r.Reason))
+	k.details = append(k.details, x.Detail)
+	event := r.Orig.EventTime
+	if event.IsZero() {
+		event = c.DisconnectTime
+	}
+	k.eventTimes = append(k.eventTimes, event)
+	k.setupTimes = append(k.setupTimes, c.SetupTime)
+	k.disconnectTimes = append(k.disconnectTimes, c.DisconnectTime)
+	k.connectTimes = append(k.connectTimes, nullTime(&c.ConnectTime))
+	k.durations = append(k.durations, uint64(c.Duration/time.Millisecond))
+	k.resellers = append(k.resellers, uint64(r.ResellerID))
+	k.versions = append(k.versions, x.Version)
+
+	k.origClients = append(k.origClients, uint64(r.Orig.ClientID))
+	k.origAccounts = append(k.origAccounts, uint64(r.Orig.AccountID))
+	k.currencies = append(k.currencies, r.Orig.Currency)
+	if o := r.Orig.Rate; o != nil {
+		k.origCodes, k.origNames, k.origRates = append(k.origCodes, o.Code), append(k.origNames, o.CodeName), append(k.origRates, o.Rate)
+	} else {
+		k.origCodes, k.origNames, k.origRates = append(k.origCodes, ""), append(k.origNames, ""), append(k.origRates, decimal.Decimal{})
+	}
+	k.origBilled = append(k.origBilled, uint32(r.Orig.BilledSeconds))
+	k.origCosts = append(k.origCosts, Decimal(r.Orig.CostMicro))
+
+	k.termClients = append(k.termClients, uint64(r.Term.ClientID))
+	k.termAccounts = append(k.termAccounts, uint64(r.Term.AccountID))
+	k.termReasons = append(k.termReasons, string(r.Term.Reason))
+	if t := r.Term.Rate; t != nil {
+		k.termCodes, k.termNames, k.termRates = append(k.termCodes, t.Code), append(k.termNames, t.CodeName), append(k.termRates, t.Rate)
+	} else {
+		k.termCodes, k.termNames, k.termRates = append(k.termCodes, ""), append(k.termNames, ""), append(k.termRates, decimal.Decimal{})
+	}
+	k.termBilled = append(k.termBilled, uint32(r.Term.BilledSeconds))
+	k.termCosts = append(k.termCosts, Decimal(r.Term.CostMicro))
+}
+
+func (k *xdrCols) columns() []any {
+	return []any{k.ids, k.switches, k.eventTimes, k.setupTimes, k.connectTimes, k.disconnectTimes, k.durations, k.dsts,
+		k.srcIPs, k.statuses, k.reasons, k.details, k.resellers,
+		k.origClients, k.origAccounts, k.origCodes, k.origNames, k.origRates, k.origBilled, k.origCosts,
+		k.termClients, k.termAccounts, k.termReasons, k.termCodes, k.termNames, k.termRates, k.termBilled, k.termCosts,
+		k.currencies, k.versions}
+}
+
+func (k *xdrCols) reset() {
+	// Zeroing before truncating lets the strings and times of the
+	// previous chunk go; the slices themselves are kept for the next.
+	*k = xdrCols{
+		ids: clear0(k.ids), switches: clear0(k.switches), dsts: clear0(k.dsts), srcIPs: clear0(k.srcIPs),
+		statuses: clear0(k.statuses), reasons: clear0(k.reasons), details: clear0(k.details),
+		origCodes: clear0(k.origCodes), origNames: clear0(k.origNames), termReasons: clear0(k.termReasons),
+		termCodes: clear0(k.termCodes), termNames: clear0(k.termNames), currencies: clear0(k.currencies),
+		eventTimes: clear0(k.eventTimes), setupTimes: clear0(k.setupTimes), disconnectTimes: clear0(k.disconnectTimes),
+		connectTimes: clear0(k.connectTimes),
+		durations:    k.durations[:0], resellers: k.resellers[:0], origClients: k.origClients[:0],
+		origAccounts: k.origAccounts[:0], termClients: k.termClients[:0], termAccounts: k.termAccounts[:0],
+		versions:  k.versions[:0],
+		origRates: clear0(k.origRates), origCosts: clear0(k.origCosts), termRates: clear0(k.termRates), termCosts: clear0(k.termCosts),
+		origBilled: k.origBilled[:0], termBilled: k.termBilled[:0],
+	}
+}
+
+// rawCols is one block of the cdrs_raw table.
+type rawCols struct {
+	ids, switches, raws           []string
+	setups, disconnects, received []time.Time
+	connects                      []*time.Time
+	partitions                    []int32
+	offsets                       []int64
+	versions                      []uint64
+}
+
+func (k *rawCols) len() int { return len(k.ids) }
+
+func (k *rawCols) add(x *rater.XDR) {
+	k.ids = append(k.ids, x.ID)
+	k.switches = append(k.switches, x.CDR.Switch)
+	// The message bytes are never written after they arrive: share them.
+	k.raws = append(k.raws, unsafe.String(unsafe.SliceData(x.Raw), len(x.Raw)))
+	k.setups = append(k.setups, x.CDR.SetupTime)
+	k.disconnects = append(k.disconnects, x.CDR.DisconnectTime)
+	k.connects = append(k.connects, nullTime(&x.CDR.ConnectTime))
+	rcv := x.Received
+	if rcv.IsZero() {
+		rcv = time.Now().UTC()
+	}
+	k.received = append(k.received, rcv)
+	k.partitions = append(k.partitions, int32(x.Partition))
+	k.offsets = append(k.offsets, x.Offset)
+	k.versions = append(k.versions, x.Version)
+}
+
+func (k *rawCols) columns() []any {
+	return []any{k.ids, k.switches, k.setups, k.connects, k.disconnects, k.raws, k.received, k.partitions, k.offsets, k.versions}
+}
+
+func (k *rawCols) reset() {
+	*k = rawCols{
+		ids: clear0(k.ids), switches: clear0(k.switches), raws: clear0(k.raws),
+		setups: clear0(k.setups), disconnects: clear0(k.disconnects), received: clear0(k.received),
+		connects:   clear0(k.connects),
+		partitions: k.partitions[:0], offsets: k.offsets[:0], versions: k.versions[:0],
+	}
+}
+
+// clear0 zeroes s and returns it emptied, capacity kept.
+func clear0[T any](s []T) []T {
+	clear(s)
+	return s[:0]
+}
+
+// nullTime is the value of a Nullable(DateTime) column: nil for an absent time.
+func nullTime(t *time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
 
 // live yields the XDRs of parts that are not duplicates, in order.
 func live(parts [][]rater.XDR) func(yield func(*rater.XDR) bool) {

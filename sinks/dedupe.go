@@ -1,0 +1,191 @@
+package sinks
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tarifa/tarifa/rater"
+)
+
+// keyRef is one CDR of a batch under its dedupe key.
+type keyRef struct {
+	key     [16]byte
+	i       int32 // index in the batch
+	moves   bool  // the CDR changes a balance: its key is claimed
+	claimed bool  // this message holds the claim
+	found   bool  // the look-up found the key recorded
+}
+
+// dedupe marks the XDRs of CDRs already billed within the window by another
+// message (or earlier in this batch) as duplicates, and claims the keys of
+// the billable ones for their messages.
+//
+// Only CDRs that move a balance are claimed: a repeated zero-cost CDR lands
+// on its own xDR row again and changes nothing. Their keys are still looked
+// up, so that a zero-cost repeat of a billed CDR does not replace its row.
+//
+// The claim comes first and the look-up after, for what the claim could not
+// take: in the usual batch nearly every billable key is new, and one
+// INSERT … ON CONFLICT DO NOTHING both checks and records it.
+func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) {
+	refs := make([]keyRef, 0, len(b.XDRs))
+	for i := range b.XDRs {
+		if x := &b.XDRs[i]; x.Deduped() {
+			refs = append(refs, keyRef{key: x.Key, i: int32(i), moves: moves(x)})
+		}
+	}
+	if len(refs) == 0 {
+		return 0, nil
+	}
+	// Sorted keys take index locks in one global order; within a key the
+	// first CDR of the batch is the one billed.
+	slices.SortFunc(refs, func(a, b keyRef) int {
+		if c := bytes.Compare(a.key[:], b.key[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+	dups := 0
+	uniq := refs[:0]
+	for _, r := range refs {
+		if n := len(uniq); n > 0 && uniq[n-1].key == r.key {
+			b.XDRs[r.i].MarkDuplicate()
+			dups++
+			continue
+		}
+		uniq = append(uniq, r)
+	}
+	refs = uniq
+
+	if err := claim(ctx, pg, b, refs, func(r *keyRef) bool { return r.moves }); err != nil {
+		return 0, err
+	}
+	var unsure [][16]byte
+	for _, r := range refs {
+		if !r.claimed {
+			unsure = append(unsure, r.key)
+		}
+	}
+	if len(unsure) == 0 {
+		return dups, nil
+	}
+	// One index probe per key, whatever the planner's statistics say: on a
+	// young table (a new deployment, a test) they would have it scan the
+	// whole table for every batch. LIMIT 1 keeps the subquery a subquery.
+	rows, err := pg.Query(ctx, `SELECT c.key, c.topic, c."partition", c."offset", c.seen_at >= now() - make_interval(secs => $2)
+		FROM unnest($1::uuid[]) AS u(key)
+		CROSS JOIN LATERAL (SELECT * FROM cdr_keys WHERE key = u.key LIMIT 1) AS c`, unsure, DedupeWindow.Seconds())
+	if err != nil {
+		return 0, pgErr("look up dedupe keys", err)
+	}
+	var expired [][16]byte
+	for rows.Next() {
+		var k [16]byte
+		var topic string
+		var partition int
+		var offset int64
+		var live bool
+		if err := rows.Scan(&k, &topic, &partition, &offset, &live); err != nil {
+			rows.Close()
+			return 0, pgErr("look up dedupe keys", err)
+		}
+		r := find(refs, k)
+		r.found = true
+		x := &b.XDRs[r.i]
+		switch {
+		case !live:
+			if r.moves {
+				expired = append(expired, k) // billed too long ago: bill again
+			}
+		case topic == b.Topic && partition == x.Partition && offset == x.Offset:
+			r.claimed = r.moves // this very message claimed it before a crash
+		default:
+			x.MarkDuplicate()
+			dups++
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, pgErr("look up dedupe keys", err)
+	}
+	// Claim again what expired, and what the first claim found taken but
+	// the look-up no longer did (pruned in between): whatever this second
+	// claim cannot take, another message took first.
+	again := func(r *keyRef) bool { return r.moves && !r.claimed && !b.XDRs[r.i].Duplicate() }
+	var todo []int
+	for i := range refs {
+		if again(&refs[i]) {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 {
+		return dups, nil
+	}
+	if len(expired) > 0 {
+		if _, err := pg.Exec(ctx, `DELETE FROM cdr_keys WHERE key = ANY($1::uuid[]) AND seen_at < now() - make_interval(secs => $2)`,
+			expired, DedupeWindow.Seconds()); err != nil {
+			return 0, pgErr("expire dedupe keys", err)
+		}
+	}
+	if err := claim(ctx, pg, b, refs, again); err != nil {
+		return 0, err
+	}
+	for _, i := range todo {
+		if !refs[i].claimed {
+			b.XDRs[refs[i].i].MarkDuplicate()
+			dups++
+		}
+	}
+	return dups, nil
+}
+
+// claim records, for the refs that want one, the key with the message that
+// carries it, and sets claimed on those it took; a key already recorded is
+// left alone. refs are sorted by key.
+func claim(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef, want func(*keyRef) bool) error {
+	var keys [][16]byte
+	var partitions []int32
+	var offsets []int64
+	for i := range refs {
+		if r := &refs[i]; want(r) {
+			x := &b.XDRs[r.i]
+			keys, partitions, offsets = append(keys, r.key), append(partitions, int32(x.Partition)), append(offsets, x.Offset)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	rows, err := pg.Query(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset")
+		SELECT key, $2, p, o FROM unnest($1::uuid[], $3::int[], $4::bigint[]) AS u(key, p, o)
+		ON CONFLICT (key) DO NOTHING RETURNING key`, keys, b.Topic, partitions, offsets)
+	if err != nil {
+		return pgErr("record dedupe keys", err)
+	}
+	var k [16]byte
+	_, err = pgx.ForEachRow(rows, []any{&k}, func() error {
+		find(refs, k).claimed = true
+		return nil
+	})
+	if err != nil {
+		return pgErr("record dedupe keys", err)
+	}
+	return nil
+}
+
+// find returns the ref of key k, which is in refs (sorted by key).
+func find(refs []keyRef, k [16]byte) *keyRef {
+	i, _ := slices.BinarySearchFunc(refs, k, func(r keyRef, k [16]byte) int { return bytes.Compare(r.key[:], k[:]) })
+	return &refs[i]
+}
+
+// moves reports whether an XDR changes a balance.
+func moves(x *rater.XDR) bool {
+	moved := false
+	x.Deltas(func(int64, int64) { moved = true })
+	return moved
+}
