@@ -18,6 +18,8 @@ const insertTimeout = 2 * time.Minute
 // (part creation, then merging) than one insert per partition batch.
 type chWriter struct {
 	ch   driver.Conn
+	xc   xdrCols // blocks of the insert in flight, reused by the next
+	rc   rawCols
 	reqs chan *chRequest
 	quit chan struct{}
 	done chan struct{}
@@ -76,7 +78,7 @@ func (w *chWriter) run() {
 			parts[i] = r.xs
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), insertTimeout)
-		err := writeClickHouse(ctx, w.ch, parts)
+		err := writeClickHouse(ctx, w.ch, parts, &w.xc, &w.rc)
 		cancel()
 		for _, r := range batch {
 			r.err <- err

@@ -1,9 +1,9 @@
 package sinks
 
 import (
-	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +14,7 @@ import (
 
 // keyRef is one CDR of a batch under its dedupe key.
 type keyRef struct {
+	hi, lo  uint64 // the key as two big-endian halves: compares in key order
 	key     [16]byte
 	i       int32 // index in the batch
 	moves   bool  // the CDR changes a balance: its key is claimed
@@ -36,7 +37,8 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 	refs := make([]keyRef, 0, len(b.XDRs))
 	for i := range b.XDRs {
 		if x := &b.XDRs[i]; x.Deduped() {
-			refs = append(refs, keyRef{key: x.Key, i: int32(i), moves: moves(x)})
+			refs = append(refs, keyRef{hi: binary.BigEndian.Uint64(x.Key[:8]), lo: binary.BigEndian.Uint64(x.Key[8:]),
+				key: x.Key, i: int32(i), moves: moves(x)})
 		}
 	}
 	if len(refs) == 0 {
@@ -45,7 +47,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 	// Sorted keys take index locks in one global order; within a key the
 	// first CDR of the batch is the one billed.
 	slices.SortFunc(refs, func(a, b keyRef) int {
-		if c := bytes.Compare(a.key[:], b.key[:]); c != 0 {
+		if c := byKey(a, b); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.i, b.i)
@@ -53,7 +55,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 	dups := 0
 	uniq := refs[:0]
 	for _, r := range refs {
-		if n := len(uniq); n > 0 && uniq[n-1].key == r.key {
+		if n := len(uniq); n > 0 && uniq[n-1].hi == r.hi && uniq[n-1].lo == r.lo {
 			b.XDRs[r.i].MarkDuplicate()
 			dups++
 			continue
@@ -84,6 +86,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 		return 0, pgErr("look up dedupe keys", err)
 	}
 	var expired [][16]byte
+	at := 0
 	for rows.Next() {
 		var k [16]byte
 		var topic string
@@ -94,7 +97,8 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 			rows.Close()
 			return 0, pgErr("look up dedupe keys", err)
 		}
-		r := find(refs, k)
+		at = find(refs, k, at) // rows come in the order of unsure, key order
+		r := &refs[at]
 		r.found = true
 		x := &b.XDRs[r.i]
 		switch {
@@ -166,9 +170,14 @@ func claim(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef,
 	if err != nil {
 		return pgErr("record dedupe keys", err)
 	}
+	// The rows come back in insertion order, which is key order: look
+	// each up from the previous one on.
 	var k [16]byte
+	at := 0
 	_, err = pgx.ForEachRow(rows, []any{&k}, func() error {
-		find(refs, k).claimed = true
+		i := find(refs, k, at)
+		refs[i].claimed = true
+		at = i + 1
 		return nil
 	})
 	if err != nil {
@@ -177,10 +186,26 @@ func claim(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef,
 	return nil
 }
 
-// find returns the ref of key k, which is in refs (sorted by key).
-func find(refs []keyRef, k [16]byte) *keyRef {
-	i, _ := slices.BinarySearchFunc(refs, k, func(r keyRef, k [16]byte) int { return bytes.Compare(r.key[:], k[:]) })
-	return &refs[i]
+// find returns the index of key k, which is in refs (sorted by key),
+// searching forward from refs[from] first: results that come back in key
+// order are matched in one pass.
+func find(refs []keyRef, k [16]byte, from int) int {
+	t := keyRef{hi: binary.BigEndian.Uint64(k[:8]), lo: binary.BigEndian.Uint64(k[8:])}
+	for j := from; j < len(refs) && byKey(refs[j], t) <= 0; j++ {
+		if refs[j].hi == t.hi && refs[j].lo == t.lo {
+			return j
+		}
+	}
+	i, _ := slices.BinarySearchFunc(refs, t, byKey)
+	return i
+}
+
+// byKey orders refs by key.
+func byKey(a, b keyRef) int {
+	if c := cmp.Compare(a.hi, b.hi); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.lo, b.lo)
 }
 
 // moves reports whether an XDR changes a balance.

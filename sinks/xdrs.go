@@ -29,8 +29,9 @@ const insertRaw = `INSERT INTO cdrs_raw (cdr_id, switch, setup_time, connect_tim
 const chunkRows = 8192
 
 // writeClickHouse writes the raw CDRs and xDRs of one or more batches,
-// skipping duplicates, as one insert per table.
-func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR) error {
+// skipping duplicates, as one insert per table, gathering blocks in xc and
+// rc (kept by the caller for the next insert).
+func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, xc *xdrCols, rc *rawCols) error {
 	n := 0
 	for _, xs := range parts {
 		for i := range xs {
@@ -44,8 +45,8 @@ func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR) e
 	}
 	// The two inserts go out side by side: each waits mostly on the server.
 	rawErr := make(chan error, 1)
-	go func() { rawErr <- send(ctx, ch, insertRaw, parts, &rawCols{}) }()
-	xerr := send(ctx, ch, insertXDRs, parts, &xdrCols{})
+	go func() { rawErr <- send(ctx, ch, insertRaw, parts, rc) }()
+	xerr := send(ctx, ch, insertXDRs, parts, xc)
 	rerr := <-rawErr
 	if xerr != nil {
 		return fmt.Errorf("insert xdrs: %w", xerr)
@@ -59,7 +60,7 @@ func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR) e
 // WriteXDRs writes xDRs (rerating and tests use it; the worker commits
 // through Store).
 func WriteXDRs(ctx context.Context, ch driver.Conn, xs []rater.XDR) error {
-	return writeClickHouse(ctx, ch, [][]rater.XDR{xs})
+	return writeClickHouse(ctx, ch, [][]rater.XDR{xs}, &xdrCols{}, &rawCols{})
 }
 
 // chunk gathers one block of a table's columns.
@@ -70,8 +71,10 @@ type chunk interface {
 	reset()
 }
 
-// send inserts the live XDRs of parts into one table, chunkRows at a time.
+// send inserts the live XDRs of parts into one table, chunkRows at a time;
+// it leaves c empty.
 func send(ctx context.Context, ch driver.Conn, query string, parts [][]rater.XDR, c chunk) error {
+	defer c.reset()
 	batch, err := ch.PrepareBatch(ctx, query)
 	if err != nil {
 		return err

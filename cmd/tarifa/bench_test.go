@@ -41,6 +41,9 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 			b.ReportMetric(sum, phase+"-s")
 		}
 		b.ReportMetric(metricSum(b, addr, "process_cpu_seconds_total"), "worker-cpu-s")
+		if file := os.Getenv("TARIFA_BENCH_ALLOCS"); file != "" {
+			saveURL(b, "http://"+addr+"/debug/pprof/allocs", file)
+		}
 		p.stop(b)
 		if os.Getenv("TARIFA_BENCH_LOG") != "" {
 			os.WriteFile(os.Getenv("TARIFA_BENCH_LOG"), p.stderr.Bytes(), 0o644)
@@ -61,7 +64,12 @@ func envOr(name, def string) string {
 // the run, to file (TARIFA_BENCH_PROFILE=cpu.prof make bench-e2e).
 func profileWorker(b *testing.B, addr, file string) {
 	time.Sleep(3 * time.Second)
-	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=6")
+	saveURL(b, "http://"+addr+"/debug/pprof/profile?seconds=6", file)
+}
+
+// saveURL saves the body of url to file; a failure is logged, not fatal.
+func saveURL(b *testing.B, url, file string) {
+	resp, err := http.Get(url)
 	if err != nil {
 		b.Logf("profile: %v", err)
 		return

@@ -357,7 +357,19 @@ func setupPipeline(t testing.TB) (*sinktest.DB, string) {
 	if _, err := db.PG.Exec(context.Background(), pipelineCatalog); err != nil {
 		t.Fatal(err)
 	}
-	return db, "t-cdrs-" + db.Name
+	topic := "t-cdrs-" + db.Name
+	t.Cleanup(func() { deleteTopic(kafkaBrokers(), topic) })
+	return db, topic
+}
+
+// deleteTopic deletes a test's topic from the shared broker, so that test
+// and benchmark runs do not pile up on its disk; a topic that is not there
+// (a test with a broker of its own) is no error worth reporting.
+func deleteTopic(brokers, topic string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(brokers)}
+	_, _ = c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
 }
 
 // TestWorkerExactlyOnceUnderKills produces traffic with duplicates and
