@@ -60,11 +60,12 @@ func envOr(name, def string) string {
 	return def
 }
 
-// profileWorker saves a 6-second CPU profile of the worker, taken 3 s into
-// the run, to file (TARIFA_BENCH_PROFILE=cpu.prof make bench-e2e).
+// profileWorker saves a 5-second CPU profile of the worker, taken 1 s into
+// the run (a run takes about 8 s), to file (TARIFA_BENCH_PROFILE=cpu.prof
+// make bench-e2e).
 func profileWorker(b *testing.B, addr, file string) {
-	time.Sleep(3 * time.Second)
-	saveURL(b, "http://"+addr+"/debug/pprof/profile?seconds=6", file)
+	time.Sleep(time.Second)
+	saveURL(b, "http://"+addr+"/debug/pprof/profile?seconds=5", file)
 }
 
 // saveURL saves the body of url to file; a failure is logged, not fatal.
