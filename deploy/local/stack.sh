@@ -217,8 +217,14 @@ clickhouse_volume() {
 			log "could not make a filesystem image (see $STACK/log/mkfs.log); clickhouse data stays on the root filesystem"
 			return 0
 		fi
+		if ! mount -o loop,discard,noatime "$img.new" "$data" 2>"$STACK/log/mount.log"; then
+			rm -f "$img.new"
+			log "could not mount a filesystem image (see $STACK/log/mount.log); clickhouse data stays on the root filesystem"
+			return 0
+		fi
 		mv "$img.new" "$img"
 		log "clickhouse data volume: $img ($((size >> 30)) GiB sparse, ext4 with a journal)"
+		return 0
 	fi
 	mount -o loop,discard,noatime "$img" "$data" 2>"$STACK/log/mount.log" ||
 		die "could not mount $img on $data (see $STACK/log/mount.log); it holds ClickHouse's data, so clickhouse is not started without it"
