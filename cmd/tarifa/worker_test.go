@@ -437,6 +437,70 @@ func TestWorkerRebalance(t *testing.T) {
 // later CDRs use it, earlier ones keep theirs. A client whose available
 // balance falls below its threshold is notified once, in PostgreSQL, in the
 // log and on the events topic.
+// TestWorkerRatesAgainWhenAClientVanishes deletes a client outright while
+// the worker still holds it in its catalog (it checks for changes only once
+// an hour here): the commit of calls billed to it fails on the missing
+// client, and the worker reloads the catalog and rates the batch again, so
+// the calls end up as unknown_account mismatches, nothing billed.
+func TestWorkerRatesAgainWhenAClientVanishes(t *testing.T) {
+	t.Parallel()
+	bin := buildTarifa(t)
+	db, topic := setupPipeline(t)
+	ctx := context.Background()
+	if _, err := db.PG.Exec(ctx, `INSERT INTO clients (id, reseller_id, name, currency, orig_rate_table_id) VALUES (20, 1, 'Customer D', 'USD', 1);
+		INSERT INTO accounts (client_id, kind, ident, tech_prefix, orig, term) VALUES (20, 'ip', '10.0.0.20', '', true, false)`); err != nil {
+		t.Fatal(err)
+	}
+	call := func(id, src string) kafka.Message {
+		return kafka.Message{Key: []byte(id), Value: []byte(`{"id":"` + id + `","switch":"sw1","setup_time":"2024-03-10T12:00:00Z","connect_time":"2024-03-10T12:00:05Z",` +
+			`"disconnect_time":"2024-03-10T12:01:05Z","src_ip":"` + src + `","dst":"442071234567"}`)}
+	}
+	p := startWorker(t, bin, db, topic, "--reload-interval", "1h")
+	produce(t, kafkaBrokers(), topic, []kafka.Message{call("warm-up", "10.0.0.1")})
+	waitConsumed(t, db, topic, 1, 60*time.Second, p)
+
+	if _, err := db.PG.Exec(ctx, `DELETE FROM accounts WHERE client_id = 20; DELETE FROM clients WHERE id = 20`); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, kafkaBrokers(), topic, []kafka.Message{call("gone-1", "10.0.0.20"), call("gone-2", "10.0.0.20")})
+	waitConsumed(t, db, topic, 3, 60*time.Second, p)
+	p.stop(t)
+
+	if !strings.Contains(p.stderr.String(), "rating it again") {
+		t.Errorf("the worker did not say it rated the batch again\n%s", p.stderr)
+	}
+	rows, err := db.CH.Query(ctx, "SELECT cdr_id, status, reason, orig_client_id, toString(orig_cost) FROM xdrs FINAL ORDER BY cdr_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var id, status, reason, cost string
+		var client uint64
+		if err := rows.Scan(&id, &status, &reason, &client, &cost); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = fmt.Sprintf("%s %s client=%d cost=%s", status, reason, client, cost)
+	}
+	for id, want := range map[string]string{
+		"warm-up": "rated  client=1 cost=0.012000",
+		"gone-1":  "mismatch unknown_account client=0 cost=0.000000",
+		"gone-2":  "mismatch unknown_account client=0 cost=0.000000",
+	} {
+		if got[id] != want {
+			t.Errorf("xDR %s: %q, want %q", id, got[id], want)
+		}
+	}
+	var live decimal.Decimal
+	if err := db.PG.QueryRow(ctx, "SELECT live FROM balances WHERE client_id = 1").Scan(&live); err != nil {
+		t.Fatal(err)
+	}
+	if !live.Equal(decimal.RequireFromString("99.988")) {
+		t.Errorf("client 1 live balance %s, want 99.988 (the 100 paid, less the warm-up call)", live)
+	}
+}
+
 func TestWorkerHotReloadAndLowBalance(t *testing.T) {
 	t.Parallel()
 	bin := buildTarifa(t)
