@@ -25,7 +25,7 @@ type XDR struct {
 	Partition int
 	Offset    int64
 	Received  time.Time // the Kafka record timestamp
-	Version   uint64    // xDR version: later ratings of the same CDR replace earlier ones
+	Version   uint64    // xDR version: later ratings of the same CDR replace earlier ones; the store stamps its database clock at commit
 }
 
 // Deduped reports whether the XDR takes part in dedupe (every decodable CDR;

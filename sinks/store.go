@@ -101,7 +101,7 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		return res, pgErr("begin", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	done, err := lockOffset(ctx, tx, b)
+	done, version, err := lockOffset(ctx, tx, b)
 	if err != nil {
 		return res, err
 	}
@@ -109,6 +109,12 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		// A previous attempt committed although its COMMIT reported an
 		// error (a connection lost at the wrong moment): nothing to redo.
 		return res, nil
+	}
+	// The xDRs' version is PostgreSQL's clock when the partition's lock was
+	// taken, not the rating host's: an attempt that failed on a host whose
+	// clock runs ahead can never outrank the attempt that commits after it.
+	for i := range b.XDRs {
+		b.XDRs[i].Version = version
 	}
 	phase("lock")
 	if err := s.ch.write(ctx, b.XDRs); err != nil {
@@ -140,26 +146,29 @@ func pgErr(what string, err error) error {
 
 // lockOffset locks the partition's offset row and checks this worker still
 // owns the partition. done reports that the batch itself is already
-// committed.
-func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) (done bool, err error) {
+// committed; version is the database's clock in nanoseconds, for the xDRs.
+func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) (done bool, version uint64, err error) {
 	if b.Stored < 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO consumed_offsets (topic, "partition", next_offset) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 			b.Topic, b.Partition, b.First); err != nil {
-			return false, pgErr("create offset", err)
+			return false, 0, pgErr("create offset", err)
 		}
 	}
 	var stored int64
-	if err := tx.QueryRow(ctx, `SELECT next_offset FROM consumed_offsets WHERE topic = $1 AND "partition" = $2 FOR UPDATE`,
-		b.Topic, b.Partition).Scan(&stored); err != nil {
-		return false, pgErr("lock offset", err)
+	var micros int64
+	if err := tx.QueryRow(ctx, `SELECT next_offset, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+		FROM consumed_offsets WHERE topic = $1 AND "partition" = $2 FOR UPDATE`,
+		b.Topic, b.Partition).Scan(&stored, &micros); err != nil {
+		return false, 0, pgErr("lock offset", err)
 	}
+	version = uint64(micros) * 1000
 	switch {
 	case b.Stored < 0 && stored == b.First, stored == b.Stored:
-		return false, nil
+		return false, version, nil
 	case stored == b.Next && b.Next > b.First:
-		return true, nil
+		return true, version, nil
 	}
-	return false, fmt.Errorf("partition %d: stored offset %d, this worker expected %d: %w", b.Partition, stored, b.Stored, rater.ErrFenced)
+	return false, 0, fmt.Errorf("partition %d: stored offset %d, this worker expected %d: %w", b.Partition, stored, b.Stored, rater.ErrFenced)
 }
 
 // applyBalances adds the batch's per-client deltas to live balances (in

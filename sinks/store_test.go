@@ -144,3 +144,33 @@ func dedupeXDR(c call, client int64, partition int, offset int64) rater.XDR {
 	x.Rating.Orig = rater.Leg{ClientID: client, CostMicro: c.cost, Currency: "EUR"}
 	return x
 }
+
+// TestCommitVersionIsTheDatabaseClock: xDRs rated on a host whose clock
+// runs far ahead are written with PostgreSQL's clock as their version, so
+// a later attempt from a correct host is never outranked by a failed one.
+func TestCommitVersionIsTheDatabaseClock(t *testing.T) {
+	db := sinktest.New(t)
+	ctx := context.Background()
+	var client int64
+	if err := db.PG.QueryRow(ctx, `WITH r AS (INSERT INTO resellers (name, currency) VALUES ('r', 'EUR') RETURNING id)
+		INSERT INTO clients (reseller_id, name, currency) SELECT id, 'acme', 'EUR' FROM r RETURNING id`).Scan(&client); err != nil {
+		t.Fatal(err)
+	}
+	store := sinks.NewStore(db.PG, db.CH, prometheus.NewRegistry())
+	t.Cleanup(store.Close)
+	x := dedupeXDR(call{id: "a", cost: 1000}, client, 0, 0)
+	x.Version = uint64(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()) // a clock 74 years ahead
+	before := time.Now()
+	if _, err := store.Commit(ctx, &rater.Batch{Topic: "cdrs", First: 0, Next: 1, Stored: -1, XDRs: []rater.XDR{x}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"xdrs", "cdrs_raw"} {
+		var v uint64
+		if err := db.CH.QueryRow(ctx, "SELECT max(version) FROM "+table).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if at := time.Unix(0, int64(v)); at.Before(before.Add(-time.Minute)) || at.After(time.Now().Add(time.Minute)) {
+			t.Errorf("%s version is %s, want the database's clock at the commit (about %s)", table, at.UTC(), before.UTC())
+		}
+	}
+}
