@@ -5,7 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"slices"
+	"strconv"
+	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -20,11 +24,15 @@ type keyRef struct {
 	moves   bool   // the CDR changes a balance: its key is claimed
 	claimed bool   // this message holds the claim
 	found   bool   // the look-up found the key recorded
+	owned   bool   // recorded for this very message by an earlier attempt
 }
 
 // dedupe marks the XDRs of CDRs already billed within the window by another
 // message (or earlier in this batch) as duplicates, and claims the keys of
-// the billable ones for their messages.
+// the billable ones for their messages. It returns the number of duplicates
+// and the indices of the CDRs it could not vouch for: set up before the
+// window, not seen in it, so that an original may have been billed before
+// (see billedBefore).
 //
 // Only CDRs that move a balance are claimed: a repeated zero-cost CDR lands
 // on its own xDR row again and changes nothing. Their keys are still looked
@@ -33,7 +41,7 @@ type keyRef struct {
 // The claim comes first and the look-up after, for what the claim could not
 // take: in the usual batch nearly every billable key is new, and one
 // INSERT … ON CONFLICT DO NOTHING both checks and records it.
-func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) {
+func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, []int, error) {
 	refs := make([]keyRef, 0, len(b.XDRs))
 	for i := range b.XDRs {
 		if x := &b.XDRs[i]; x.Deduped() {
@@ -41,7 +49,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 		}
 	}
 	if len(refs) == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	// Sorted keys take index locks in one global order; within a key the
 	// first CDR of the batch is the one billed.
@@ -59,7 +67,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 	refs = uniq
 
 	if err := claim(ctx, pg, b, refs, func(r *keyRef) bool { return r.moves }); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var unsure [][16]byte
 	for _, r := range refs {
@@ -68,7 +76,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 		}
 	}
 	if len(unsure) == 0 {
-		return dups, nil
+		return dups, late(b, refs), nil
 	}
 	// One index probe per key, whatever the planner's statistics say: on a
 	// young table (a new deployment, a test) they would have it scan the
@@ -77,7 +85,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 		FROM unnest($1::uuid[]) AS u(key)
 		CROSS JOIN LATERAL (SELECT * FROM cdr_keys WHERE key = u.key LIMIT 1) AS c`, unsure, DedupeWindow.Seconds())
 	if err != nil {
-		return 0, pgErr("look up dedupe keys", err)
+		return 0, nil, pgErr("look up dedupe keys", err)
 	}
 	var expired [][16]byte
 	at := 0
@@ -89,7 +97,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 		var live bool
 		if err := rows.Scan(&k, &topic, &partition, &offset, &live); err != nil {
 			rows.Close()
-			return 0, pgErr("look up dedupe keys", err)
+			return 0, nil, pgErr("look up dedupe keys", err)
 		}
 		at = find(refs, k, at) // rows come in the order of unsure, key order
 		r := &refs[at]
@@ -101,7 +109,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 				expired = append(expired, k) // billed too long ago: bill again
 			}
 		case topic == b.Topic && partition == x.Partition && offset == x.Offset:
-			r.claimed = r.moves // this very message claimed it before a crash
+			r.claimed, r.owned = r.moves, true // this very message claimed it before a crash
 		default:
 			x.MarkDuplicate()
 			dups++
@@ -109,7 +117,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, pgErr("look up dedupe keys", err)
+		return 0, nil, pgErr("look up dedupe keys", err)
 	}
 	// Claim again what expired, and what the first claim found taken but
 	// the look-up no longer did (pruned in between): whatever this second
@@ -122,16 +130,16 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 		}
 	}
 	if len(todo) == 0 {
-		return dups, nil
+		return dups, late(b, refs), nil
 	}
 	if len(expired) > 0 {
 		if _, err := pg.Exec(ctx, `DELETE FROM cdr_keys WHERE key = ANY($1::uuid[]) AND seen_at < now() - make_interval(secs => $2)`,
 			expired, DedupeWindow.Seconds()); err != nil {
-			return 0, pgErr("expire dedupe keys", err)
+			return 0, nil, pgErr("expire dedupe keys", err)
 		}
 	}
 	if err := claim(ctx, pg, b, refs, again); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for _, i := range todo {
 		if !refs[i].claimed {
@@ -139,7 +147,22 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, error) 
 			dups++
 		}
 	}
-	return dups, nil
+	return dups, late(b, refs), nil
+}
+
+// late returns the indices of the CDRs of refs that are not duplicates, not
+// recorded for their own message by an earlier attempt, and set up before
+// the dedupe window began: their keys may have expired from cdr_keys while
+// an original's xDR still stands.
+func late(b *rater.Batch, refs []keyRef) []int {
+	cutoff := time.Now().Add(-DedupeWindow)
+	var out []int
+	for _, r := range refs {
+		if x := &b.XDRs[r.i]; !r.owned && !x.Duplicate() && x.CDR.SetupTime.Before(cutoff) {
+			out = append(out, int(r.i))
+		}
+	}
+	return out
 }
 
 // claim records, for the refs that want one, the key with the message that
@@ -264,4 +287,83 @@ func moves(x *rater.XDR) bool {
 	moved := false
 	x.Deltas(func(int64, int64) { moved = true })
 	return moved
+}
+
+// lateChunk bounds the ids of one look-up query (ClickHouse limits the size
+// of a query's text).
+const lateChunk = 4000
+
+// billedBefore marks as duplicates the CDRs at indices late in b whose xDR
+// ClickHouse already holds as billed: the same switch, id and setup time.
+// It catches a switch re-sending CDRs after the dedupe window (a day's
+// file pushed again a week later), which cdr_keys no longer remembers.
+// A row this very message wrote in an attempt that never committed (its
+// cdrs_raw row names the same partition and offset) is no original. Such
+// CDRs are rare, so the look-up costs nothing in steady traffic.
+func billedBefore(ctx context.Context, ch driver.Conn, b *rater.Batch, late []int) (int, error) {
+	slices.SortFunc(late, func(i, j int) int { return b.XDRs[i].CDR.SetupTime.Compare(b.XDRs[j].CDR.SetupTime) })
+	dups := 0
+	for len(late) > 0 {
+		chunk := late[:min(lateChunk, len(late))]
+		late = late[len(chunk):]
+		ids := clickhouse.GroupSet{Value: make([]any, len(chunk))} // binds as ('a', 'b', …)
+		for n, i := range chunk {
+			ids.Value[n] = b.XDRs[i].ID
+		}
+		from, to := uint32(b.XDRs[chunk[0]].CDR.SetupTime.Unix()), uint32(b.XDRs[chunk[len(chunk)-1]].CDR.SetupTime.Unix())
+		billed := map[string]bool{}
+		if err := scanLate(ctx, ch, `SELECT switch, cdr_id, toUInt32(setup_time), toInt32(0), toInt64(0) FROM xdrs FINAL
+			WHERE setup_time >= toDateTime(?) AND setup_time <= toDateTime(?) AND cdr_id IN ?
+			  AND status = 'rated' AND (orig_cost != 0 OR (term_reason = '' AND term_client_id != 0 AND term_cost != 0))`,
+			from, to, ids, func(key string, _ int32, _ int64) { billed[key] = true }); err != nil {
+			return 0, err
+		}
+		if len(billed) == 0 {
+			continue
+		}
+		type place struct {
+			partition int32
+			offset    int64
+		}
+		wrote := map[string]place{}
+		if err := scanLate(ctx, ch, `SELECT switch, cdr_id, toUInt32(setup_time), kafka_partition, kafka_offset FROM cdrs_raw FINAL
+			WHERE setup_time >= toDateTime(?) AND setup_time <= toDateTime(?) AND cdr_id IN ?`,
+			from, to, ids, func(key string, p int32, o int64) { wrote[key] = place{p, o} }); err != nil {
+			return 0, err
+		}
+		for _, i := range chunk {
+			x := &b.XDRs[i]
+			key := lateKey(x.CDR.Switch, x.ID, x.CDR.SetupTime.Unix())
+			if billed[key] && wrote[key] != (place{int32(x.Partition), x.Offset}) {
+				x.MarkDuplicate()
+				dups++
+			}
+		}
+	}
+	return dups, nil
+}
+
+// scanLate runs a look-up of late CDRs and calls fn with each row's key,
+// partition and offset.
+func scanLate(ctx context.Context, ch driver.Conn, query string, from, to uint32, ids clickhouse.GroupSet, fn func(key string, partition int32, offset int64)) error {
+	rows, err := ch.Query(ctx, query, from, to, ids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sw, id string
+		var setup uint32
+		var partition int32
+		var offset int64
+		if err := rows.Scan(&sw, &id, &setup, &partition, &offset); err != nil {
+			return err
+		}
+		fn(lateKey(sw, id, int64(setup)), partition, offset)
+	}
+	return rows.Err()
+}
+
+func lateKey(sw, id string, setup int64) string {
+	return sw + "\x00" + id + "\x00" + strconv.FormatInt(setup, 10)
 }

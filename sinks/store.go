@@ -30,7 +30,9 @@ const DedupeWindow = 48 * time.Hour
 //  1. claim the dedupe keys of the batch's billable CDRs, each with the
 //     Kafka message that carries it, in a short transaction of its own (so
 //     that partitions sharing a duplicate wait milliseconds, not a whole
-//     batch), learning which CDRs another message already billed;
+//     batch), learning which CDRs another message already billed; CDRs set
+//     up before the window that cdr_keys cannot vouch for are looked up
+//     among ClickHouse's billed xDRs (a switch re-sending old CDRs);
 //  2. lock the partition's offset row and check it still holds the offset
 //     this worker last saw (else rater.ErrFenced: another worker owns it);
 //  3. write the xDRs of the others to ClickHouse (idempotent by key and
@@ -91,9 +93,17 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		s.phases.WithLabelValues(name).Observe(now.Sub(mark).Seconds())
 		mark = now
 	}
-	var err error
-	if res.Duplicates, err = dedupe(ctx, s.pg, b); err != nil {
+	dups, late, err := dedupe(ctx, s.pg, b)
+	if err != nil {
 		return res, err
+	}
+	res.Duplicates = dups
+	if len(late) > 0 {
+		n, err := billedBefore(ctx, s.ch.ch, b, late)
+		if err != nil {
+			return res, &rater.SinkError{Sink: "clickhouse", Err: fmt.Errorf("look up late CDRs: %w", err)}
+		}
+		res.Duplicates += n
 	}
 	phase("dedupe")
 	tx, err := s.pg.Begin(ctx)

@@ -174,3 +174,87 @@ func TestCommitVersionIsTheDatabaseClock(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitLateResend: a switch pushes CDRs again after the dedupe window
+// (cdr_keys no longer remembers them). What ClickHouse holds as billed is
+// not billed again, whatever the resend is rated at; what it holds unbilled
+// is billed now; and a message whose own earlier attempt wrote its row but
+// never committed is billed.
+func TestCommitLateResend(t *testing.T) {
+	db := sinktest.New(t)
+	ctx := context.Background()
+	var client int64
+	if err := db.PG.QueryRow(ctx, `WITH r AS (INSERT INTO resellers (name, currency) VALUES ('r', 'EUR') RETURNING id)
+		INSERT INTO clients (reseller_id, name, currency) SELECT id, 'acme', 'EUR' FROM r RETURNING id`).Scan(&client); err != nil {
+		t.Fatal(err)
+	}
+	store := sinks.NewStore(db.PG, db.CH, prometheus.NewRegistry())
+	t.Cleanup(store.Close)
+	next := map[int]int64{}
+	commit := func(partition int, billTo int64, calls ...call) (rater.CommitResult, error) {
+		t.Helper()
+		first := next[partition]
+		b := &rater.Batch{Topic: "cdrs", Partition: partition, First: first, Next: first + int64(len(calls)), Stored: first}
+		if first == 0 {
+			b.Stored = -1
+		}
+		for i, c := range calls {
+			b.XDRs = append(b.XDRs, dedupeXDR(c, billTo, partition, first+int64(i)))
+		}
+		res, err := store.Commit(ctx, b)
+		if err == nil {
+			next[partition] = b.Next
+		}
+		return res, err
+	}
+	mustCommit := func(wantDups int, partition int, calls ...call) {
+		t.Helper()
+		res, err := commit(partition, client, calls...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Duplicates != wantDups {
+			t.Errorf("partition %d: %d duplicates, want %d", partition, res.Duplicates, wantDups)
+		}
+	}
+	forget := func() { // the window passes and the keys are pruned
+		t.Helper()
+		if _, err := db.PG.Exec(ctx, `DELETE FROM cdr_keys`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(wantBalance string) {
+		t.Helper()
+		var live decimal.Decimal
+		if err := db.PG.QueryRow(ctx, `SELECT live FROM client_balances WHERE client_id = $1`, client).Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		var rows uint64
+		var cost string
+		if err := db.CH.QueryRow(ctx, `SELECT count(), toString(sum(orig_cost)) FROM xdrs FINAL WHERE orig_client_id = ?`, uint64(client)).Scan(&rows, &cost); err != nil {
+			t.Fatal(err)
+		}
+		if !live.Equal(decimal.RequireFromString(wantBalance)) || !live.Neg().Equal(decimal.RequireFromString(cost)) {
+			t.Errorf("balance %s and xdrs FINAL orig cost %s, want %s and its opposite", live, cost, wantBalance)
+		}
+	}
+
+	mustCommit(0, 0, call{id: "x", cost: 1000}, call{id: "z"})
+	check("-0.001")
+
+	forget()
+	mustCommit(1, 1, call{id: "x", cost: 1000}, call{id: "z", cost: 600})
+	check("-0.0016")
+	forget()
+	mustCommit(1, 2, call{id: "x"}) // a zero-cost resend must not replace the billed row
+	check("-0.0016")
+
+	// "w" is billed to a client deleted under the worker: its row reaches
+	// ClickHouse, the commit fails; the message comes back days later.
+	if _, err := commit(3, client+1000, call{id: "w", cost: 300}); err == nil {
+		t.Fatal("commit billing a client that does not exist succeeded")
+	}
+	forget()
+	mustCommit(0, 3, call{id: "w", cost: 300})
+	check("-0.0019")
+}

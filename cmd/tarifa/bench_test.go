@@ -22,7 +22,8 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 	bin := buildTarifa(b)
 	for i := 0; i < b.N; i++ {
 		db, topic := setupPipeline(b)
-		ts := genTraffic(n, uint64(i+100))
+		// Set up over the last day or so, as live traffic is.
+		ts := genTrafficFrom(n, uint64(i+100), time.Now().Add(-30*time.Hour).Truncate(time.Second), 100*time.Millisecond)
 		produce(b, kafkaBrokers(), topic, ts.msgs)
 		total := len(ts.msgs)
 		ts.msgs = nil
