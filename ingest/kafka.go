@@ -132,7 +132,8 @@ func NewConsumer(cfg ConsumerConfig, log *slog.Logger) (*Consumer, error) {
 }
 
 // EnsureTopic creates the topic with cfg.Partitions partitions when it is
-// missing.
+// missing, replicated as the cluster's default.replication.factor says (a
+// replication factor of -1 asks the broker for its default; Kafka 2.4+).
 func (c *Consumer) EnsureTopic(ctx context.Context) error {
 	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second}
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.cfg.Topic}})
@@ -145,7 +146,7 @@ func (c *Consumer) EnsureTopic(ctx context.Context) error {
 		}
 	}
 	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: c.cfg.Topic, NumPartitions: c.cfg.Partitions, ReplicationFactor: 1,
+		Topic: c.cfg.Topic, NumPartitions: c.cfg.Partitions, ReplicationFactor: -1,
 	}}})
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", c.cfg.Topic, err)
