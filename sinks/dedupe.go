@@ -29,8 +29,8 @@ type keyRef struct {
 
 // dedupe marks the XDRs of CDRs already billed within the window by another
 // message (or earlier in this batch) as duplicates, and claims the keys of
-// the billable ones for their messages. It returns the number of duplicates
-// and the indices of the CDRs it could not vouch for: set up before the
+// the billable ones for their messages. It returns the indices of the CDRs
+// it could not vouch for: set up before the
 // window, not seen in it, so that an original may have been billed before
 // (see billedBefore).
 //
@@ -41,25 +41,24 @@ type keyRef struct {
 // The claim comes first and the look-up after, for what the claim could not
 // take: in the usual batch nearly every billable key is new, and one
 // INSERT … ON CONFLICT DO NOTHING both checks and records it.
-func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, []int, error) {
+func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error) {
 	refs := make([]keyRef, 0, len(b.XDRs))
 	for i := range b.XDRs {
-		if x := &b.XDRs[i]; x.Deduped() {
+		// A duplicate marked by an earlier attempt at this batch stays one.
+		if x := &b.XDRs[i]; x.Deduped() && !x.Duplicate() {
 			refs = append(refs, newRef(x.Key, int32(i), moves(x)))
 		}
 	}
 	if len(refs) == 0 {
-		return 0, nil, nil
+		return nil, nil
 	}
 	// Sorted keys take index locks in one global order; within a key the
 	// first CDR of the batch is the one billed.
 	refs = sortRefs(refs)
-	dups := 0
 	uniq := refs[:0]
 	for _, r := range refs {
 		if n := len(uniq); n > 0 && byKey(uniq[n-1], r) == 0 {
 			b.XDRs[r.i].MarkDuplicate()
-			dups++
 			continue
 		}
 		uniq = append(uniq, r)
@@ -67,7 +66,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, []int, 
 	refs = uniq
 
 	if err := claim(ctx, pg, b, refs, func(r *keyRef) bool { return r.moves }); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	var unsure [][16]byte
 	for _, r := range refs {
@@ -76,7 +75,22 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, []int, 
 		}
 	}
 	if len(unsure) == 0 {
-		return dups, late(b, refs), nil
+		return late(b, refs), nil
+	}
+	// The xDR of a CDR that moves no balance is written without a claim, so
+	// nothing orders it against a billable copy in another partition that
+	// claims the key after the look-up below has missed it. Its version is
+	// therefore the database's clock from before the look-up: that copy
+	// claims, then locks its partition and takes its version, later, and
+	// its billed row outranks this one (moving xDRs get theirs in Commit).
+	var micros int64
+	if err := pg.QueryRow(ctx, `SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint`).Scan(&micros); err != nil {
+		return nil, pgErr("read the clock", err)
+	}
+	for _, r := range refs {
+		if !r.moves {
+			b.XDRs[r.i].Version = uint64(micros) * 1000
+		}
 	}
 	// One index probe per key, whatever the planner's statistics say: on a
 	// young table (a new deployment, a test) they would have it scan the
@@ -85,7 +99,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, []int, 
 		FROM unnest($1::uuid[]) AS u(key)
 		CROSS JOIN LATERAL (SELECT * FROM cdr_keys WHERE key = u.key LIMIT 1) AS c`, unsure, DedupeWindow.Seconds())
 	if err != nil {
-		return 0, nil, pgErr("look up dedupe keys", err)
+		return nil, pgErr("look up dedupe keys", err)
 	}
 	var expired [][16]byte
 	at := 0
@@ -97,7 +111,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, []int, 
 		var live bool
 		if err := rows.Scan(&k, &topic, &partition, &offset, &live); err != nil {
 			rows.Close()
-			return 0, nil, pgErr("look up dedupe keys", err)
+			return nil, pgErr("look up dedupe keys", err)
 		}
 		at = find(refs, k, at) // rows come in the order of unsure, key order
 		r := &refs[at]
@@ -112,12 +126,11 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, []int, 
 			r.claimed, r.owned = r.moves, true // this very message claimed it before a crash
 		default:
 			x.MarkDuplicate()
-			dups++
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, nil, pgErr("look up dedupe keys", err)
+		return nil, pgErr("look up dedupe keys", err)
 	}
 	// Claim again what expired, and what the first claim found taken but
 	// the look-up no longer did (pruned in between): whatever this second
@@ -130,32 +143,33 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) (int, []int, 
 		}
 	}
 	if len(todo) == 0 {
-		return dups, late(b, refs), nil
+		return late(b, refs), nil
 	}
 	if len(expired) > 0 {
 		if _, err := pg.Exec(ctx, `DELETE FROM cdr_keys WHERE key = ANY($1::uuid[]) AND seen_at < now() - make_interval(secs => $2)`,
 			expired, DedupeWindow.Seconds()); err != nil {
-			return 0, nil, pgErr("expire dedupe keys", err)
+			return nil, pgErr("expire dedupe keys", err)
 		}
 	}
 	if err := claim(ctx, pg, b, refs, again); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	for _, i := range todo {
 		if !refs[i].claimed {
 			b.XDRs[refs[i].i].MarkDuplicate()
-			dups++
 		}
 	}
-	return dups, late(b, refs), nil
+	return late(b, refs), nil
 }
 
 // late returns the indices of the CDRs of refs that are not duplicates, not
 // recorded for their own message by an earlier attempt, and set up before
 // the dedupe window began: their keys may have expired from cdr_keys while
-// an original's xDR still stands.
+// an original's xDR still stands. The window is measured here with an hour
+// to spare, for the difference between this host's clock and the
+// database's, which expires the keys.
 func late(b *rater.Batch, refs []keyRef) []int {
-	cutoff := time.Now().Add(-DedupeWindow)
+	cutoff := time.Now().Add(-DedupeWindow + time.Hour)
 	var out []int
 	for _, r := range refs {
 		if x := &b.XDRs[r.i]; !r.owned && !x.Duplicate() && x.CDR.SetupTime.Before(cutoff) {
@@ -297,12 +311,13 @@ const lateChunk = 4000
 // ClickHouse already holds as billed: the same switch, id and setup time.
 // It catches a switch re-sending CDRs after the dedupe window (a day's
 // file pushed again a week later), which cdr_keys no longer remembers.
-// A row this very message wrote in an attempt that never committed (its
-// cdrs_raw row names the same partition and offset) is no original. Such
-// CDRs are rare, so the look-up costs nothing in steady traffic.
-func billedBefore(ctx context.Context, ch driver.Conn, b *rater.Batch, late []int) (int, error) {
+// A committed original has both its rows, since a batch commits only after
+// both inserts; a billed xDR whose cdrs_raw row is missing, or names this
+// very message's partition and offset, comes from an attempt that never
+// committed and is no original. Such CDRs are rare, so the look-up costs
+// nothing in steady traffic.
+func billedBefore(ctx context.Context, ch driver.Conn, b *rater.Batch, late []int) error {
 	slices.SortFunc(late, func(i, j int) int { return b.XDRs[i].CDR.SetupTime.Compare(b.XDRs[j].CDR.SetupTime) })
-	dups := 0
 	for len(late) > 0 {
 		chunk := late[:min(lateChunk, len(late))]
 		late = late[len(chunk):]
@@ -316,7 +331,7 @@ func billedBefore(ctx context.Context, ch driver.Conn, b *rater.Batch, late []in
 			WHERE setup_time >= toDateTime(?) AND setup_time <= toDateTime(?) AND cdr_id IN ?
 			  AND status = 'rated' AND (orig_cost != 0 OR (term_reason = '' AND term_client_id != 0 AND term_cost != 0))`,
 			from, to, ids, func(key string, _ int32, _ int64) { billed[key] = true }); err != nil {
-			return 0, err
+			return err
 		}
 		if len(billed) == 0 {
 			continue
@@ -329,18 +344,17 @@ func billedBefore(ctx context.Context, ch driver.Conn, b *rater.Batch, late []in
 		if err := scanLate(ctx, ch, `SELECT switch, cdr_id, toUInt32(setup_time), kafka_partition, kafka_offset FROM cdrs_raw FINAL
 			WHERE setup_time >= toDateTime(?) AND setup_time <= toDateTime(?) AND cdr_id IN ?`,
 			from, to, ids, func(key string, p int32, o int64) { wrote[key] = place{p, o} }); err != nil {
-			return 0, err
+			return err
 		}
 		for _, i := range chunk {
 			x := &b.XDRs[i]
 			key := lateKey(x.CDR.Switch, x.ID, x.CDR.SetupTime.Unix())
-			if billed[key] && wrote[key] != (place{int32(x.Partition), x.Offset}) {
+			if at, ok := wrote[key]; billed[key] && ok && at != (place{int32(x.Partition), x.Offset}) {
 				x.MarkDuplicate()
-				dups++
 			}
 		}
 	}
-	return dups, nil
+	return nil
 }
 
 // scanLate runs a look-up of late CDRs and calls fn with each row's key,

@@ -93,17 +93,19 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		s.phases.WithLabelValues(name).Observe(now.Sub(mark).Seconds())
 		mark = now
 	}
-	dups, late, err := dedupe(ctx, s.pg, b)
+	late, err := dedupe(ctx, s.pg, b)
 	if err != nil {
 		return res, err
 	}
-	res.Duplicates = dups
 	if len(late) > 0 {
-		n, err := billedBefore(ctx, s.ch.ch, b, late)
-		if err != nil {
+		if err := billedBefore(ctx, s.ch.ch, b, late); err != nil {
 			return res, &rater.SinkError{Sink: "clickhouse", Err: fmt.Errorf("look up late CDRs: %w", err)}
 		}
-		res.Duplicates += n
+	}
+	for i := range b.XDRs {
+		if b.XDRs[i].Duplicate() {
+			res.Duplicates++ // counted here: a retried batch keeps its earlier marks
+		}
 	}
 	phase("dedupe")
 	tx, err := s.pg.Begin(ctx)
@@ -120,11 +122,15 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		// error (a connection lost at the wrong moment): nothing to redo.
 		return res, nil
 	}
-	// The xDRs' version is PostgreSQL's clock when the partition's lock was
-	// taken, not the rating host's: an attempt that failed on a host whose
-	// clock runs ahead can never outrank the attempt that commits after it.
+	// The version of xDRs that move a balance (and of malformed ones) is
+	// PostgreSQL's clock once the partition's lock is held, not the rating
+	// host's: an attempt that failed on a host whose clock runs ahead, or
+	// that held the lock before, can never outrank the attempt that commits
+	// after it. Zero-cost xDRs got theirs in dedupe.
 	for i := range b.XDRs {
-		b.XDRs[i].Version = version
+		if x := &b.XDRs[i]; x.Malformed || x.Duplicate() || moves(x) {
+			x.Version = version
+		}
 	}
 	phase("lock")
 	if err := s.ch.write(ctx, b.XDRs); err != nil {
@@ -165,11 +171,15 @@ func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) (done bool, vers
 		}
 	}
 	var stored int64
-	var micros int64
-	if err := tx.QueryRow(ctx, `SELECT next_offset, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
-		FROM consumed_offsets WHERE topic = $1 AND "partition" = $2 FOR UPDATE`,
-		b.Topic, b.Partition).Scan(&stored, &micros); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT next_offset FROM consumed_offsets WHERE topic = $1 AND "partition" = $2 FOR UPDATE`,
+		b.Topic, b.Partition).Scan(&stored); err != nil {
 		return false, 0, pgErr("lock offset", err)
+	}
+	// Read apart from the locking statement, which may have evaluated its
+	// output before it waited for the lock.
+	var micros int64
+	if err := tx.QueryRow(ctx, `SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint`).Scan(&micros); err != nil {
+		return false, 0, pgErr("read the clock", err)
 	}
 	version = uint64(micros) * 1000
 	switch {

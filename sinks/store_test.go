@@ -150,6 +150,78 @@ func TestCommitDedupe(t *testing.T) {
 	}
 }
 
+// TestCommitRetriedBatch: a batch whose commit failed is committed again as
+// it is (the worker retries after a sink error); the duplicates it marked
+// stay marked and are counted again, and no marker reaches cdr_keys.
+func TestCommitRetriedBatch(t *testing.T) {
+	f := newStoreFixture(t)
+	f.mustCommit(0, 0, call{id: "warm-up", cost: 100})
+	b := f.batch(0, f.client, call{id: "a", cost: 1000}, call{id: "a", cost: 1000})
+	b.Stored = 100 // a stale view: fenced after dedupe ran
+	if _, err := f.commit(b); err == nil {
+		t.Fatal("commit with a stale offset succeeded")
+	}
+	b.Stored = b.First
+	res, err := f.commit(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Duplicates != 1 {
+		t.Errorf("the retried batch reports %d duplicates, want 1", res.Duplicates)
+	}
+	f.check("-0.0011")
+	var keys int
+	if err := f.db.PG.QueryRow(context.Background(), `SELECT count(*) FROM cdr_keys`).Scan(&keys); err != nil {
+		t.Fatal(err)
+	}
+	if keys != 2 {
+		t.Errorf("cdr_keys has %d keys, want 2 (warm-up, a)", keys)
+	}
+}
+
+// TestCommitZeroCostRace: the same call reaches two partitions, rated at
+// zero in one (looked up, nothing found) and billable in the other, which
+// claims, writes and commits while the first still waits for its
+// partition's lock. The billed row must stay the current one.
+func TestCommitZeroCostRace(t *testing.T) {
+	f := newStoreFixture(t)
+	ctx := context.Background()
+	f.mustCommit(0, 0, call{id: "warm-up", cost: 100})
+
+	// Hold partition 0's offset row, so that its next commit stops at the
+	// lock, after its dedupe.
+	hold, err := f.db.PG.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(ctx) //nolint:errcheck
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM consumed_offsets WHERE "partition" = 0 FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	zero := f.batch(0, f.client, call{id: "x"})
+	done := make(chan error, 1)
+	go func() { _, err := f.store.Commit(ctx, zero); done <- err }()
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting := false; !waiting; {
+		if err := f.db.PG.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%consumed_offsets%FOR UPDATE%')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the zero-cost commit never reached the partition lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.mustCommit(0, 1, call{id: "x", cost: 700})
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	f.check("-0.0008")
+}
+
 // TestCommitLateResend: a switch pushes CDRs again after the dedupe window
 // (cdr_keys no longer remembers them). What ClickHouse holds as billed is
 // not billed again, whatever the resend is rated at; what it holds unbilled
