@@ -20,6 +20,7 @@ func newBatchRater() *batchRater { return &batchRater{keys: newKeyer()} }
 // worker (DESIGN.md invariant 3): a panic while rating one message turns
 // that message into a malformed xDR instead.
 func (r *batchRater) rate(cat *Catalog, m *ingest.Message, x *XDR, version uint64) {
+	*x = XDR{CDR: x.CDR} // Decode resets the CDR but keeps its decode buffer
 	x.Raw, x.Partition, x.Offset, x.Received, x.Version = m.Value, m.Partition, m.Offset, receivedAt(m.Time), version
 	defer func() {
 		if p := recover(); p != nil {

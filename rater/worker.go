@@ -299,7 +299,13 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 			version := uint64(time.Now().UnixNano())
 			batch.XDRs = batch.XDRs[:0]
 			for _, m := range msgs[i:] {
-				batch.XDRs = append(batch.XDRs, XDR{})
+				// Slots are reused from batch to batch: rate keeps a slot's
+				// decode buffer and resets the rest.
+				if n := len(batch.XDRs); n < cap(batch.XDRs) {
+					batch.XDRs = batch.XDRs[:n+1]
+				} else {
+					batch.XDRs = append(batch.XDRs, XDR{})
+				}
 				r.rate(cat, &m, &batch.XDRs[len(batch.XDRs)-1], version)
 			}
 			res, err = w.commit(ctx, batch)
