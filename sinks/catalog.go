@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,37 +85,57 @@ func (l *CatalogLoader) load(ctx context.Context, tx pgx.Tx) (*rater.Catalog, er
 
 	tables := map[int64]*rater.Table{}
 	rows, err := tx.Query(ctx, `
-		SELECT id, name, currency, rates_rev::text FROM rate_tables`)
+		SELECT id, name, currency, coalesce(parent_id, 0), status = 'active', rates_rev FROM rate_tables`)
 	if err != nil {
 		return nil, err
 	}
-	fingerprints := map[int64]string{}
+	type tableRow struct {
+		parent int64
+		active bool
+		rev    int64
+	}
+	meta := map[int64]tableRow{}
 	for rows.Next() {
 		t := &rater.Table{}
-		var fp string
-		if err := rows.Scan(&t.ID, &t.Name, &t.Currency, &fp); err != nil {
+		var m tableRow
+		if err := rows.Scan(&t.ID, &t.Name, &t.Currency, &m.parent, &m.active, &m.rev); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		tables[t.ID] = t
-		fingerprints[t.ID] = fp
+		meta[t.ID] = m
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	// lineage is a table and its active ancestors, nearest first, stopping
+	// before a table seen already (a cycle the API refuses but SQL may make).
+	lineage := func(id int64) []int64 {
+		chain := []int64{id}
+		for p := meta[id].parent; p != 0 && meta[p].active && !slices.Contains(chain, p); p = meta[p].parent {
+			chain = append(chain, p)
+		}
+		return chain
+	}
 	fresh := map[int64]deckEntry{}
 	for id, t := range tables {
-		if e, ok := l.decks[id]; ok && e.fingerprint == fingerprints[id] {
+		chain := lineage(id)
+		// A deck is rebuilt when its own rates or an ancestor's change.
+		var fp strings.Builder
+		for _, a := range chain {
+			fmt.Fprintf(&fp, "%d:%d ", a, meta[a].rev)
+		}
+		if e, ok := l.decks[id]; ok && e.fingerprint == fp.String() {
 			t.Deck = e.deck
 		} else {
-			deck, err := loadDeck(ctx, tx, id, profiles)
+			deck, err := loadDeck(ctx, tx, chain, profiles)
 			if err != nil {
 				return nil, fmt.Errorf("rate table %q: %w", t.Name, err)
 			}
 			t.Deck = deck
 		}
-		fresh[id] = deckEntry{fingerprint: fingerprints[id], deck: t.Deck}
+		fresh[id] = deckEntry{fingerprint: fp.String(), deck: t.Deck}
 	}
 	l.decks = fresh
 
@@ -200,11 +222,23 @@ func loadProfiles(ctx context.Context, tx pgx.Tx) (*codedeck.Profiles, string, e
 	return p, string(raw), nil
 }
 
-func loadDeck(ctx context.Context, tx pgx.Tx, tableID int64, profiles *codedeck.Profiles) (*codedeck.Deck, error) {
-	rows, err := tx.Query(ctx, `
-		SELECT code, code_name, rate::text, effective_from, end_date, min_volume, "interval",
-		       grace_volume, setup_fee::text, time_profile
-		FROM rates WHERE rate_table_id = $1 AND status = 'active'`, tableID)
+// loadDeck builds the deck of chain[0] over its ancestors chain[1:]
+// (DOMAIN.md "Rate table"): a code keeps the rates of the nearest table that
+// has it, so the child's codes win over the same codes of a parent, while a
+// parent's codes the child lacks, longer ones included, stay in the deck
+// and win the longest-prefix match where they are longer.
+func loadDeck(ctx context.Context, tx pgx.Tx, chain []int64, profiles *codedeck.Profiles) (*codedeck.Deck, error) {
+	const columns = `code, code_name, rate::text, effective_from, end_date, min_volume, "interval",
+		grace_volume, setup_fee::text, time_profile`
+	query := `SELECT ` + columns + ` FROM rates WHERE rate_table_id = ($1::bigint[])[1] AND status = 'active'`
+	if len(chain) > 1 {
+		query = `SELECT ` + columns + `
+		FROM rates r JOIN unnest($1::bigint[]) WITH ORDINALITY AS c(id, depth) ON r.rate_table_id = c.id
+		WHERE r.status = 'active'
+		  AND NOT EXISTS (SELECT 1 FROM rates n JOIN unnest($1::bigint[]) WITH ORDINALITY AS cn(id, depth) ON n.rate_table_id = cn.id
+		                  WHERE cn.depth < c.depth AND n.code = r.code AND n.status = 'active')`
+	}
+	rows, err := tx.Query(ctx, query, chain)
 	if err != nil {
 		return nil, err
 	}
