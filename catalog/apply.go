@@ -211,7 +211,11 @@ func (a *applier) rateTables(ctx context.Context) error {
 	) ON COMMIT DROP`); err != nil {
 		return fmt.Errorf("create deck staging table: %w", err)
 	}
-	for i := range a.f.RateTables {
+	order, err := a.parentsFirst()
+	if err != nil {
+		return err
+	}
+	for _, i := range order {
 		t := &a.f.RateTables[i]
 		e := entry("rate_tables", i, t.Name)
 		for _, r := range t.rows {
@@ -219,11 +223,25 @@ func (a *applier) rateTables(ctx context.Context) error {
 				return a.fail(e, "", "deck %s: line %d: unknown time profile %q", t.Deck, r.Line, r.Profile)
 			}
 		}
+		parent, err := a.parentTable(ctx, e, t)
+		if err != nil {
+			return err
+		}
 		id, st, err := upsert(ctx, a.tx, "rate_tables",
 			[]col{{"name", "text", t.Name}},
-			[]col{{"currency", "char(3)", t.Currency}, {"notes", "text", t.Notes}})
+			[]col{{"currency", "char(3)", t.Currency}, {"parent_id", "bigint", parent}, {"notes", "text", t.Notes}})
 		if err != nil {
 			return fmt.Errorf("%s: %w", e, err)
+		}
+		var cycle bool
+		if err := a.tx.QueryRow(ctx, `WITH RECURSIVE up(id) AS (
+				SELECT parent_id FROM rate_tables WHERE id = $1
+				UNION SELECT t.parent_id FROM rate_tables t JOIN up ON t.id = up.id WHERE t.parent_id IS NOT NULL)
+			SELECT EXISTS (SELECT 1 FROM up WHERE id = $1)`, id).Scan(&cycle); err != nil {
+			return fmt.Errorf("%s: check parents: %w", e, err)
+		}
+		if cycle {
+			return a.fail(e, "parent", "rate table %q is below %q: that would make a cycle", t.Parent, t.Name)
 		}
 		a.note(&a.rep.RateTables, st, "rate table", t.Name)
 		rc, err := a.rates(ctx, id, t)
@@ -233,6 +251,63 @@ func (a *applier) rateTables(ctx context.Context) error {
 		a.rep.Rates = append(a.rep.Rates, rc)
 	}
 	return nil
+}
+
+// parentsFirst orders the file's rate tables so that a parent named in the
+// file comes before its children.
+func (a *applier) parentsFirst() ([]int, error) {
+	index := map[string]int{}
+	for i, t := range a.f.RateTables {
+		index[t.Name] = i
+	}
+	var order []int
+	state := make([]int8, len(a.f.RateTables)) // 0 new, 1 visiting, 2 placed
+	var visit func(i int) error
+	visit = func(i int) error {
+		switch state[i] {
+		case 1:
+			t := a.f.RateTables[i]
+			return a.fail(entry("rate_tables", i, t.Name), "parent", "rate tables form a cycle")
+		case 2:
+			return nil
+		}
+		state[i] = 1
+		if p, ok := index[a.f.RateTables[i].Parent]; ok {
+			if err := visit(p); err != nil {
+				return err
+			}
+		}
+		state[i] = 2
+		order = append(order, i)
+		return nil
+	}
+	for i := range a.f.RateTables {
+		if err := visit(i); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// parentTable resolves t's parent (nil for none): a rate table of the same
+// currency, in the file (applied already) or in the database.
+func (a *applier) parentTable(ctx context.Context, e string, t *RateTable) (any, error) {
+	if t.Parent == "" {
+		return nil, nil
+	}
+	var id int64
+	var currency string
+	err := a.tx.QueryRow(ctx, "SELECT id, currency FROM rate_tables WHERE name = $1", t.Parent).Scan(&id, &currency)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, a.fail(e, "parent", "unknown rate table %q", t.Parent)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: look up rate table %q: %w", e, t.Parent, err)
+	}
+	if currency != t.Currency {
+		return nil, a.fail(e, "parent", "rate table %q is in %s, this one in %s", t.Parent, currency, t.Currency)
+	}
+	return id, nil
 }
 
 // rateDiffers is true when a stored rate r differs from the staged deck row

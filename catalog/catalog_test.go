@@ -328,10 +328,55 @@ func TestApplyErrors(t *testing.T) {
   rate_tables[0] "r": deck: open decks/missing.csv: no such file or directory`)
 	f("resellers: [{name: R, currency: USD, parent: Q}]\n",
 		`catalog.yaml: resellers[0] "R": parent: unknown reseller "Q"`)
+	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: nope}]\n",
+		`catalog.yaml: rate_tables[0] "a": parent: unknown rate table "nope"`)
+	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
+		`catalog.yaml: rate_tables[0] "a": parent: a rate table cannot be its own parent`)
+	f("rate_tables: [{name: a, currency: EUR, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv}]\n",
+		`catalog.yaml: rate_tables[0] "a": parent: rate table "b" is in USD, this one in EUR`)
+	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
+		`catalog.yaml: rate_tables[0] "a": parent: rate tables form a cycle`)
 	f(head+"payments: [{client: Customer A, amount: \"-5\", ref: w1}]\n",
 		`catalog.yaml: payments[0] "w1": amount: must not be negative, got -5`)
 	f(head+"payments: [{client: Nobody, amount: \"5\", ref: w1}]\n",
 		`catalog.yaml: payments[0] "w1": client: unknown client "Nobody"`)
+}
+
+// TestRateTableParent: a child listed before its parent is applied after
+// it, gets its parent_id, and re-applying changes nothing; dropping the
+// parent from the file clears it.
+func TestRateTableParent(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	path := filepath.Join(filepath.Dir(copyTestdata(t)), "catalog.yaml")
+	write := func(yml string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parentOf := func(name string) string {
+		t.Helper()
+		var parent string
+		if err := db.PG.QueryRow(context.Background(), `SELECT coalesce(p.name, '') FROM rate_tables t
+			LEFT JOIN rate_tables p ON p.id = t.parent_id WHERE t.name = $1`, name).Scan(&parent); err != nil {
+			t.Fatal(err)
+		}
+		return parent
+	}
+	write("rate_tables:\n  - {name: child, currency: USD, deck: decks/vendor.csv, parent: base}\n  - {name: base, currency: USD, deck: decks/vendor.csv}\n")
+	apply(t, db.PG, path, false)
+	if got := parentOf("child"); got != "base" {
+		t.Errorf("child's parent is %q, want base", got)
+	}
+	if rep := apply(t, db.PG, path, false); rep.Changed() {
+		t.Error("second apply changed something")
+	}
+	write("rate_tables:\n  - {name: child, currency: USD, deck: decks/vendor.csv}\n  - {name: base, currency: USD, deck: decks/vendor.csv}\n")
+	apply(t, db.PG, path, false)
+	if got := parentOf("child"); got != "" {
+		t.Errorf("child's parent is %q after the file dropped it, want none", got)
+	}
 }
 
 // TestDemoCatalog applies deploy/demo/catalog.yaml (decks of 20k+ codes)

@@ -36,7 +36,8 @@ type File struct {
 type RateTable struct {
 	Name     string `yaml:"name"`
 	Currency string `yaml:"currency"`
-	Deck     string `yaml:"deck"` // relative to the catalog file
+	Deck     string `yaml:"deck"`   // relative to the catalog file
+	Parent   string `yaml:"parent"` // a rate table of the same currency whose codes this one extends
 	Notes    string `yaml:"notes"`
 
 	rows []codedeck.Row
@@ -233,6 +234,9 @@ func (f *File) validate(v *validator) {
 		e := entry("rate_tables", i, t.Name)
 		checkName(v, e, t.Name, seen)
 		checkCurrency(v, e, t.Currency, true)
+		if t.Parent != "" && t.Parent == t.Name {
+			v.add(e, "parent", "a rate table cannot be its own parent")
+		}
 		if t.Deck == "" {
 			v.add(e, "deck", "required")
 			continue
