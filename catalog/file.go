@@ -249,6 +249,23 @@ func (f *File) validate(v *validator) {
 		t.rows = rows
 	}
 
+	// Parents named in the file must not loop (those in the database are
+	// checked when the file is applied).
+	parentOf := map[string]string{}
+	for _, t := range f.RateTables {
+		parentOf[t.Name] = t.Parent
+	}
+	for i, t := range f.RateTables {
+		steps, p := 0, t.Parent
+		for p != "" && p != t.Name && steps <= len(f.RateTables) {
+			p, steps = parentOf[p], steps+1
+		}
+		if p == t.Name && t.Parent != t.Name {
+			v.add(entry("rate_tables", i, t.Name), "parent", "rate tables form a cycle")
+			break
+		}
+	}
+
 	seen = map[string]bool{}
 	for i := range f.Resellers {
 		r := &f.Resellers[i]
