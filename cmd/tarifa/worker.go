@@ -99,11 +99,13 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	var notifier rater.Notifier
+	var events *eventPublisher
 	if *eventsTopic != "" {
-		n := &kafkaNotifier{w: &kafka.Writer{Addr: kafka.TCP(strings.Split(*brokers, ",")...), Topic: *eventsTopic,
-			AllowAutoTopicCreation: true, RequiredAcks: kafka.RequireAll}, log: log}
-		defer n.w.Close()
-		notifier = n
+		events = &eventPublisher{pool: pool, log: log, wake: make(chan struct{}, 1),
+			w: &kafka.Writer{Addr: kafka.TCP(strings.Split(*brokers, ",")...), Topic: *eventsTopic,
+				AllowAutoTopicCreation: true, RequiredAcks: kafka.RequireAll}}
+		defer events.w.Close()
+		notifier = events
 	}
 	store := sinks.NewStore(pool, ch, reg)
 	defer store.Close()
@@ -121,6 +123,13 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	sideCtx, stopSide := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	if events != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			events.run(sideCtx)
+		}()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -229,25 +238,71 @@ func probeKafka(ctx context.Context, c *ingest.Consumer, w *rater.Worker) {
 	})
 }
 
-// kafkaNotifier publishes low-balance notifications as JSON messages.
-type kafkaNotifier struct {
-	w   *kafka.Writer
-	log *slog.Logger
+// eventPublisher publishes the notifications table's unpublished rows to
+// the events topic as JSON (an outbox: the rows commit with the balances
+// that raised them, so a crash never loses an event; it may repeat one,
+// with the same id). A commit that raised notifications wakes it; it also
+// looks every few seconds, for rows other workers or earlier runs left.
+type eventPublisher struct {
+	pool *pgxpool.Pool
+	w    *kafka.Writer
+	log  *slog.Logger
+	wake chan struct{}
 }
 
-func (n *kafkaNotifier) Notify(ctx context.Context, ns []rater.Notification) {
-	msgs := make([]kafka.Message, 0, len(ns))
-	for _, x := range ns {
-		b, _ := json.Marshal(map[string]any{
-			"kind": "low_balance", "client_id": x.ClientID, "client": x.ClientName,
-			"available": sinks.Decimal(x.AvailableMicro).StringFixed(6), "threshold": sinks.Decimal(x.ThresholdMicro).StringFixed(6),
-			"at": time.Now().UTC().Format(time.RFC3339),
+// Notify implements rater.Notifier: the rows are in the table already.
+func (p *eventPublisher) Notify(context.Context, []rater.Notification) {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *eventPublisher) run(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	failing := false
+	for {
+		for {
+			n, err := sinks.PublishEvents(ctx, p.pool, 500, p.publish)
+			if err != nil {
+				if ctx.Err() == nil && !failing {
+					p.log.Warn("events not published; retrying", "err", err)
+				}
+				failing = true
+				break
+			}
+			if failing {
+				p.log.Info("events published again")
+				failing = false
+			}
+			if n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *eventPublisher) publish(ctx context.Context, events []sinks.Event) error {
+	msgs := make([]kafka.Message, 0, len(events))
+	for _, e := range events {
+		b, err := json.Marshal(map[string]any{
+			"id": e.ID, "kind": e.Kind, "client_id": e.ClientID, "client": e.ClientName,
+			"available": e.Available.StringFixed(6), "threshold": e.Threshold.StringFixed(6),
+			"message": e.Message, "at": e.At.UTC().Format(time.RFC3339Nano),
 		})
-		msgs = append(msgs, kafka.Message{Key: []byte(fmt.Sprint(x.ClientID)), Value: b})
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, kafka.Message{Key: []byte(fmt.Sprint(e.ClientID)), Value: b})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := n.w.WriteMessages(ctx, msgs...); err != nil {
-		n.log.Warn("publish low-balance events", "err", err)
-	}
+	return p.w.WriteMessages(ctx, msgs...)
 }

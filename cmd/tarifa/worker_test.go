@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -506,6 +507,56 @@ func TestWorkerRatesAgainWhenAClientVanishes(t *testing.T) {
 	if !live.Equal(decimal.RequireFromString("99.988")) {
 		t.Errorf("client 1 live balance %s, want 99.988 (the 100 paid, less the warm-up call)", live)
 	}
+}
+
+// TestWorkerPublishesEventsLeftUnpublished: a low-balance notification
+// committed by a worker that died before publishing it (a row with no
+// published_at) is published by the next worker, with its row id, and
+// marked published.
+func TestWorkerPublishesEventsLeftUnpublished(t *testing.T) {
+	t.Parallel()
+	bin := buildTarifa(t)
+	db, topic := setupPipeline(t)
+	ctx := context.Background()
+	var id int64
+	if err := db.PG.QueryRow(ctx, `INSERT INTO notifications (client_id, kind, message, available, threshold)
+		VALUES (2, 'low_balance', 'available balance -1.000000 fell below the threshold 0.000000', -1, 0) RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	events := topic + "-events"
+	p := startWorker(t, bin, db, topic, "--events-topic", events)
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{kafkaBrokers()}, Topic: events, GroupID: events + "-reader", StartOffset: kafka.FirstOffset, MaxBytes: 1 << 20})
+	defer r.Close()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	m, err := r.ReadMessage(rctx)
+	if err != nil {
+		t.Fatalf("no event on %s: %v\n%s", events, err, p.stderr)
+	}
+	var ev struct {
+		ID        int64  `json:"id"`
+		Kind      string `json:"kind"`
+		Client    string `json:"client"`
+		Available string `json:"available"`
+	}
+	if err := json.Unmarshal(m.Value, &ev); err != nil || ev.ID != id || ev.Kind != "low_balance" || ev.Client != "Customer B" || ev.Available != "-1.000000" {
+		t.Errorf("event %s (%v), want notification %d for Customer B at -1.000000", m.Value, err, id)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var published bool
+		if err := db.PG.QueryRow(ctx, `SELECT published_at IS NOT NULL FROM notifications WHERE id = $1`, id).Scan(&published); err != nil {
+			t.Fatal(err)
+		}
+		if published {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the notification was published but not marked so")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.stop(t)
 }
 
 func TestWorkerHotReloadAndLowBalance(t *testing.T) {
