@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -102,6 +103,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 		return nil, pgErr("look up dedupe keys", err)
 	}
 	var expired [][16]byte
+	var unclaim []int // CDRs this message claimed in an attempt that billed them, billing nothing now
 	at := 0
 	for rows.Next() {
 		var k [16]byte
@@ -124,6 +126,9 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 			}
 		case topic == b.Topic && partition == x.Partition && offset == x.Offset:
 			r.claimed, r.owned = r.moves, true // this very message claimed it before a crash
+			if !r.moves {
+				unclaim = append(unclaim, int(r.i)) // rated again since, and now free
+			}
 		default:
 			x.MarkDuplicate()
 		}
@@ -131,6 +136,9 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, pgErr("look up dedupe keys", err)
+	}
+	if err := release(ctx, pg, b, unclaim); err != nil {
+		return nil, err
 	}
 	// Claim again what expired, and what the first claim found taken but
 	// the look-up no longer did (pruned in between): whatever this second
@@ -316,8 +324,13 @@ const lateChunk = 4000
 // very message's partition and offset, comes from an attempt that never
 // committed and is no original. Such CDRs are rare, so the look-up costs
 // nothing in steady traffic.
-func billedBefore(ctx context.Context, ch driver.Conn, b *rater.Batch, late []int) error {
+func billedBefore(ctx context.Context, ch driver.Conn, pg *pgxpool.Pool, b *rater.Batch, late []int) error {
 	slices.SortFunc(late, func(i, j int) int { return b.XDRs[i].CDR.SetupTime.Compare(b.XDRs[j].CDR.SetupTime) })
+	// A duplicate found here gives back the claim dedupe just took for it:
+	// the claim must stay with the message that billed the CDR, so that
+	// message, should its own commit still be pending, bills it when it
+	// comes back.
+	var dups []int
 	for len(late) > 0 {
 		chunk := late[:min(lateChunk, len(late))]
 		late = late[len(chunk):]
@@ -331,7 +344,7 @@ func billedBefore(ctx context.Context, ch driver.Conn, b *rater.Batch, late []in
 			WHERE setup_time >= toDateTime(?) AND setup_time <= toDateTime(?) AND cdr_id IN ?
 			  AND status = 'rated' AND (orig_cost != 0 OR (term_reason = '' AND term_client_id != 0 AND term_cost != 0))`,
 			from, to, ids, func(key string, _ int32, _ int64) { billed[key] = true }); err != nil {
-			return err
+			return lateErr(err)
 		}
 		if len(billed) == 0 {
 			continue
@@ -344,17 +357,27 @@ func billedBefore(ctx context.Context, ch driver.Conn, b *rater.Batch, late []in
 		if err := scanLate(ctx, ch, `SELECT switch, cdr_id, toUInt32(setup_time), kafka_partition, kafka_offset FROM cdrs_raw FINAL
 			WHERE setup_time >= toDateTime(?) AND setup_time <= toDateTime(?) AND cdr_id IN ?`,
 			from, to, ids, func(key string, p int32, o int64) { wrote[key] = place{p, o} }); err != nil {
-			return err
+			return lateErr(err)
 		}
 		for _, i := range chunk {
 			x := &b.XDRs[i]
 			key := lateKey(x.CDR.Switch, x.ID, x.CDR.SetupTime.Unix())
 			if at, ok := wrote[key]; billed[key] && ok && at != (place{int32(x.Partition), x.Offset}) {
-				x.MarkDuplicate()
+				dups = append(dups, i)
 			}
 		}
 	}
+	if err := release(ctx, pg, b, dups); err != nil {
+		return err
+	}
+	for _, i := range dups {
+		b.XDRs[i].MarkDuplicate()
+	}
 	return nil
+}
+
+func lateErr(err error) error {
+	return &rater.SinkError{Sink: "clickhouse", Err: fmt.Errorf("look up late CDRs: %w", err)}
 }
 
 // scanLate runs a look-up of late CDRs and calls fn with each row's key,
@@ -380,4 +403,24 @@ func scanLate(ctx context.Context, ch driver.Conn, query string, from, to uint32
 
 func lateKey(sw, id string, setup int64) string {
 	return sw + "\x00" + id + "\x00" + strconv.FormatInt(setup, 10)
+}
+
+// release deletes the dedupe claims that the messages of the XDRs at
+// indices idx hold on their keys (a claim another message holds stays).
+func release(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, idx []int) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	keys := make([][16]byte, len(idx))
+	partitions := make([]int32, len(idx))
+	offsets := make([]int64, len(idx))
+	for n, i := range idx {
+		x := &b.XDRs[i]
+		keys[n], partitions[n], offsets[n] = x.Key, int32(x.Partition), x.Offset
+	}
+	if _, err := pg.Exec(ctx, `DELETE FROM cdr_keys c USING unnest($1::uuid[], $2::int[], $3::bigint[]) AS u(key, p, o)
+		WHERE c.key = u.key AND c.topic = $4 AND c."partition" = u.p AND c."offset" = u.o`, keys, partitions, offsets, b.Topic); err != nil {
+		return pgErr("release dedupe keys", err)
+	}
+	return nil
 }

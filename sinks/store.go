@@ -98,8 +98,8 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		return res, err
 	}
 	if len(late) > 0 {
-		if err := billedBefore(ctx, s.ch.ch, b, late); err != nil {
-			return res, &rater.SinkError{Sink: "clickhouse", Err: fmt.Errorf("look up late CDRs: %w", err)}
+		if err := billedBefore(ctx, s.ch.ch, s.pg, b, late); err != nil {
+			return res, err
 		}
 	}
 	for i := range b.XDRs {

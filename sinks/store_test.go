@@ -250,6 +250,39 @@ func TestCommitLateResend(t *testing.T) {
 	f.check("-0.0019")
 }
 
+// TestCommitGivesBackClaims: a message gives back the dedupe claim it took
+// when it no longer bills the CDR, so that the message that does bill it
+// is not turned away later.
+func TestCommitGivesBackClaims(t *testing.T) {
+	f := newStoreFixture(t)
+	f.mustCommit(0, 0, call{id: "warm-up", cost: 100})
+
+	// "r" is claimed by an attempt that fails (a stale offset), then the
+	// message is rated again at zero (its client's catalog changed): it
+	// gives the claim back, and a billable "r" from elsewhere is billed.
+	stale := f.batch(0, f.client, call{id: "r", cost: 500})
+	stale.Stored = 100
+	if _, err := f.commit(stale); err == nil {
+		t.Fatal("commit with a stale offset succeeded")
+	}
+	f.mustCommit(0, 0, call{id: "r"})
+	f.mustCommit(0, 1, call{id: "r", cost: 500})
+	f.check("-0.0006")
+
+	// "m" is billed by a message whose commit fails after its rows reached
+	// ClickHouse (its client vanished), and stays pending past the window.
+	// A re-send of "m" is then a duplicate of that row and must give back
+	// the claim it took, so that the pending message, when it comes back,
+	// bills "m" once.
+	if _, err := f.commit(f.batch(2, f.client+1000, call{id: "m", cost: 700})); err == nil {
+		t.Fatal("commit billing a client that does not exist succeeded")
+	}
+	f.forget()
+	f.mustCommit(1, 3, call{id: "m", cost: 700})
+	f.mustCommit(0, 2, call{id: "m", cost: 700})
+	f.check("-0.0013")
+}
+
 // TestCommitVersionIsTheDatabaseClock: xDRs rated on a host whose clock
 // runs far ahead are written with PostgreSQL's clock as their version, so
 // a later attempt from a correct host is never outranked by a failed one.
