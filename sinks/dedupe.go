@@ -24,16 +24,14 @@ type keyRef struct {
 	i       int32  // index in the batch
 	moves   bool   // the CDR changes a balance: its key is claimed
 	claimed bool   // this message holds the claim
-	found   bool   // the look-up found the key recorded
 	owned   bool   // recorded for this very message by an earlier attempt
 }
 
 // dedupe marks the XDRs of CDRs already billed within the window by another
 // message (or earlier in this batch) as duplicates, and claims the keys of
 // the billable ones for their messages. It returns the indices of the CDRs
-// it could not vouch for: set up before the
-// window, not seen in it, so that an original may have been billed before
-// (see billedBefore).
+// it cannot vouch for: set up before the window, so that an original may
+// have been billed before the window began (see billedBefore).
 //
 // Only CDRs that move a balance are claimed: a repeated zero-cost CDR lands
 // on its own xDR row again and changes nothing. Their keys are still looked
@@ -117,7 +115,6 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 		}
 		at = find(refs, k, at) // rows come in the order of unsure, key order
 		r := &refs[at]
-		r.found = true
 		x := &b.XDRs[r.i]
 		switch {
 		case !live:
