@@ -57,12 +57,6 @@ func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, x
 	return nil
 }
 
-// WriteXDRs writes xDRs (rerating and tests use it; the worker commits
-// through Store).
-func WriteXDRs(ctx context.Context, ch driver.Conn, xs []rater.XDR) error {
-	return writeClickHouse(ctx, ch, [][]rater.XDR{xs}, &xdrCols{}, &rawCols{})
-}
-
 // chunk gathers one block of a table's columns.
 type chunk interface {
 	add(x *rater.XDR)
