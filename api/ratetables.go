@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/shopspring/decimal"
+	"github.com/tarifa/tarifa/sinks"
 
 	"github.com/tarifa/tarifa/codedeck"
 )
@@ -48,10 +50,7 @@ func checkRateTableRow(ctx context.Context, tx pgx.Tx, _ *principal, old, vals m
 		return nil
 	}
 	id := idValue(old["id"])
-	var cycle bool
-	err := tx.QueryRow(ctx, `WITH RECURSIVE up(id) AS (
-			SELECT $1::bigint UNION SELECT t.parent_id FROM rate_tables t JOIN up ON t.id = up.id WHERE t.parent_id IS NOT NULL)
-		SELECT EXISTS (SELECT 1 FROM up WHERE id = $2)`, parent, id).Scan(&cycle)
+	cycle, err := sinks.RateTableCycle(ctx, tx, id, parent)
 	if err != nil {
 		return err
 	}

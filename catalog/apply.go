@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
+
+	"github.com/tarifa/tarifa/sinks"
 )
 
 // Counts is what an apply did to one kind of entry.
@@ -227,21 +229,26 @@ func (a *applier) rateTables(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if parent != nil { // only a table that exists already can close a cycle
+			existing, err := a.lookup(ctx, "rate_tables", t.Name)
+			if err != nil {
+				return err
+			}
+			if existing != 0 {
+				cycle, err := sinks.RateTableCycle(ctx, a.tx, existing, parent.(int64))
+				if err != nil {
+					return fmt.Errorf("%s: check parents: %w", e, err)
+				}
+				if cycle {
+					return a.fail(e, "parent", "rate table %q is below %q: that would make a cycle", t.Parent, t.Name)
+				}
+			}
+		}
 		id, st, err := upsert(ctx, a.tx, "rate_tables",
 			[]col{{"name", "text", t.Name}},
 			[]col{{"currency", "char(3)", t.Currency}, {"parent_id", "bigint", parent}, {"notes", "text", t.Notes}})
 		if err != nil {
 			return fmt.Errorf("%s: %w", e, err)
-		}
-		var cycle bool
-		if err := a.tx.QueryRow(ctx, `WITH RECURSIVE up(id) AS (
-				SELECT parent_id FROM rate_tables WHERE id = $1
-				UNION SELECT t.parent_id FROM rate_tables t JOIN up ON t.id = up.id WHERE t.parent_id IS NOT NULL)
-			SELECT EXISTS (SELECT 1 FROM up WHERE id = $1)`, id).Scan(&cycle); err != nil {
-			return fmt.Errorf("%s: check parents: %w", e, err)
-		}
-		if cycle {
-			return a.fail(e, "parent", "rate table %q is below %q: that would make a cycle", t.Parent, t.Name)
 		}
 		a.note(&a.rep.RateTables, st, "rate table", t.Name)
 		rc, err := a.rates(ctx, id, t)

@@ -377,6 +377,21 @@ func TestRateTableParent(t *testing.T) {
 	if got := parentOf("child"); got != "" {
 		t.Errorf("child's parent is %q after the file dropped it, want none", got)
 	}
+
+	// A cycle through a table the file does not name is found in the
+	// database.
+	write("rate_tables:\n  - {name: child, currency: USD, deck: decks/vendor.csv, parent: base}\n")
+	apply(t, db.PG, path, false)
+	write("rate_tables:\n  - {name: base, currency: USD, deck: decks/vendor.csv, parent: child}\n")
+	file, err := catalog.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = catalog.Apply(context.Background(), db.PG, file, catalog.Options{})
+	want := `rate_tables[0] "base": parent: rate table "child" is below "base": that would make a cycle`
+	if err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("apply closing a cycle through the database: %v, want …%s", err, want)
+	}
 }
 
 // TestDemoCatalog applies deploy/demo/catalog.yaml (decks of 20k+ codes)

@@ -222,6 +222,16 @@ func loadProfiles(ctx context.Context, tx pgx.Tx) (*codedeck.Profiles, string, e
 	return p, string(raw), nil
 }
 
+// RateTableCycle reports whether making parent the parent of rate table id
+// would close a cycle: id is parent itself or one of its ancestors.
+func RateTableCycle(ctx context.Context, tx pgx.Tx, id, parent int64) (bool, error) {
+	var cycle bool
+	err := tx.QueryRow(ctx, `WITH RECURSIVE up(id) AS (
+			SELECT $1::bigint UNION SELECT t.parent_id FROM rate_tables t JOIN up ON t.id = up.id WHERE t.parent_id IS NOT NULL)
+		SELECT EXISTS (SELECT 1 FROM up WHERE id = $2)`, parent, id).Scan(&cycle)
+	return cycle, err
+}
+
 // loadDeck builds the deck of chain[0] over its ancestors chain[1:]
 // (DOMAIN.md "Rate table"): a code keeps the rates of the nearest table that
 // has it, so the child's codes win over the same codes of a parent, while a
