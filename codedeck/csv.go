@@ -22,6 +22,12 @@ const (
 	maxAmountLen    = 40         // characters of a rate or setup fee
 )
 
+// MaxRate bounds a rate per minute and a setup fee on either side of zero:
+// what carrier systems accept (±999,999,999). A negative rate is a table
+// that pays the client, as for inbound revenue share; a negative setup fee
+// is refused.
+var MaxRate = decimal.NewFromInt(999_999_999)
+
 // Row is one parsed deck row for one code: lists and ranges in the CSV are
 // expanded into one Row per code. Line is the CSV line the row came from
 // (0 when the row comes from elsewhere, such as the catalog database).
@@ -96,7 +102,9 @@ const (
 // header, a required column missing, broken CSV quoting) is reported against
 // the line where it was found and ends parsing. Columns not in the contract
 // are ignored. Amounts are exact decimals: a plain number such as "0.0125",
-// no exponent, not negative.
+// no exponent; a rate may be negative, a setup fee may not. A row with more
+// fields than the header is rejected (a decimal comma in an unquoted rate
+// would otherwise shift every later column silently).
 func ParseCSV(r io.Reader) ([]Row, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
@@ -147,6 +155,11 @@ func ParseCSV(r io.Reader) ([]Row, error) {
 			break // quoting errors leave the reader out of step; stop here
 		}
 		line, _ := cr.FieldPos(0)
+		if len(rec) > len(header) {
+			bad = append(bad, RowError{Line: line, Reason: fmt.Sprintf(
+				"%d fields, the header has %d (a decimal comma? write 0.05, or quote the field)", len(rec), len(header))})
+			continue
+		}
 		field := func(c int) string {
 			if idx[c] < 0 || idx[c] >= len(rec) {
 				return ""
@@ -201,11 +214,11 @@ func parseFields(field func(int) string) (row Row, reason string) {
 	row = Row{MinVolume: 1, Interval: 1, Profile: AllProfile, EffectiveFrom: time.Unix(0, 0).UTC()}
 	row.CodeName = field(colCodeName)
 	var err error
-	if row.Rate, err = parseAmount(field(colRate), true); err != nil {
+	if row.Rate, err = parseAmount(field(colRate), true, true); err != nil {
 		return row, "rate: " + err.Error()
 	}
 	if v := field(colSetupFee); v != "" {
-		if row.SetupFee, err = parseAmount(v, true); err != nil {
+		if row.SetupFee, err = parseAmount(v, true, false); err != nil {
 			return row, "setup_fee: " + err.Error()
 		}
 	}
@@ -249,8 +262,9 @@ func parseFields(field func(int) string) (row Row, reason string) {
 	return row, ""
 }
 
-// parseAmount parses a plain non-negative decimal ("0.1", "12", ".5").
-func parseAmount(v string, required bool) (decimal.Decimal, error) {
+// parseAmount parses a plain decimal ("0.1", "12", ".5", and with signed
+// "-0.02") of at most MaxRate in size.
+func parseAmount(v string, required, signed bool) (decimal.Decimal, error) {
 	if v == "" {
 		if required {
 			return decimal.Decimal{}, errors.New("missing")
@@ -267,6 +281,7 @@ func parseAmount(v string, required bool) (decimal.Decimal, error) {
 			digits++
 		case c == '.' && !dot:
 			dot = true
+		case c == '-' && i == 0 && signed:
 		case c == '-' && i == 0:
 			return decimal.Decimal{}, fmt.Errorf("%q is negative", v)
 		default:
@@ -279,6 +294,9 @@ func parseAmount(v string, required bool) (decimal.Decimal, error) {
 	d, err := decimal.NewFromString(v)
 	if err != nil {
 		return decimal.Decimal{}, fmt.Errorf("%q is not a decimal number", v)
+	}
+	if d.Abs().GreaterThan(MaxRate) {
+		return decimal.Decimal{}, fmt.Errorf("%q is beyond ±%s", v, MaxRate)
 	}
 	return d, nil
 }

@@ -98,7 +98,9 @@ func TestParseCSVRejects(t *testing.T) {
 	f("3(1-2,0.1,,,,,,,", "parentheses")
 	f("3,abc,,,,,,,", "rate")
 	f("3,1e3,,,,,,,", "rate")
-	f("3,-0.1,,,,,,,", "negative")
+	f("3,0.1,,,,,-0.1,,", "setup_fee: \"-0.1\" is negative")
+	f("3,1000000000,,,,,,,", "beyond ±999999999")
+	f("3,0,05,,,,,,,", "10 fields, the header has 9 (a decimal comma?")
 	f("3,,,,,,,,", "rate: missing")
 	f(",0.1,,,,,,,", "code: missing")
 	f("3,0.1,2024-13-01,,,,,,", "effective_from")
@@ -106,6 +108,21 @@ func TestParseCSVRejects(t *testing.T) {
 	f("3,0.1,2024-02-01,,,,,2024-01-01,", "end_date must be after effective_from")
 	f("3,0.1,,,,,x,,", "setup_fee")
 	f("1,0.3,,,,,,,", "duplicate code 1")
+}
+
+// TestParseCSVNegativeRate: a negative rate is valid (a table that pays the
+// client), down to −999,999,999.
+func TestParseCSVNegativeRate(t *testing.T) {
+	rows, err := ParseCSV(strings.NewReader("code,rate\n44,-0.05\n45,-999999999\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || !rows[0].Rate.Equal(decimal.RequireFromString("-0.05")) || !rows[1].Rate.Equal(decimal.NewFromInt(-999_999_999)) {
+		t.Fatalf("got %+v", rows)
+	}
+	if _, err := Build(rows, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestParseCSVDuplicates(t *testing.T) {

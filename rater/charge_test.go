@@ -100,6 +100,13 @@ func TestChargeRounding(t *testing.T) {
 	f("0.0000000001", "61", "0")  // > 9 decimals: decimal path
 	f("0.00003000001", "1", "0.000001")
 	f("123456789.5", "60", "123456789.5") // above the fast-path bound
+	// Negative rates (a table that pays the client) round half away from
+	// zero too, on both paths.
+	f("-0.1", "61", "-0.101667")
+	f("-0.00003", "1", "-0.000001")
+	f("-0.000029", "1", "0")
+	f("-0.00003000001", "1", "-0.000001")
+	f("-123456789.5", "60", "-123456789.5")
 }
 
 // TestChargeFastEqualsDecimal is the property test: on random rates and
@@ -142,7 +149,11 @@ func randomRate(rng *rand.Rand) codedeck.Rate {
 		return decimal.New(rng.Int64N(1e7), -int32(rng.IntN(10)))
 	}
 	vol := func(max int) int { return 1 + rng.IntN(max) }
-	rows := []codedeck.Row{{Code: "1", Rate: amount(), SetupFee: amount(), MinVolume: vol(120), Interval: vol(60),
+	rateAmount := amount()
+	if rng.IntN(4) == 0 { // a table that pays the client
+		rateAmount = rateAmount.Neg()
+	}
+	rows := []codedeck.Row{{Code: "1", Rate: rateAmount, SetupFee: amount(), MinVolume: vol(120), Interval: vol(60),
 		GraceVolume: rng.IntN(10), Profile: "all"}}
 	d, err := codedeck.Build(rows, nil)
 	if err != nil {
