@@ -2,14 +2,31 @@ package ingest
 
 import (
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // MaxDuration is the longest call duration Decode accepts (one year); a
 // longer one is a contract violation rather than a call.
 const MaxDuration = 366 * 24 * time.Hour
+
+// MaxTextLen bounds every string field of a CDR in bytes. An id or switch
+// name is part of the dedupe key and of ClickHouse's sort key; nothing a
+// switch sends in these fields comes near it, and a 100 KB id is an attack
+// or a bug, not a call.
+const MaxTextLen = 256
+
+// MaxNumberLen is the most digits a dialed number may have once '+' and a
+// matched tech prefix are stripped (E.164 allows 15; codes are at most 32).
+const MaxNumberLen = 32
+
+// durationSlack is how much a CDR's duration may exceed disconnect − setup:
+// switches round durations up to the second.
+const durationSlack = time.Second
 
 // CDR is one decoded switch CDR (DESIGN.md "CDR message"). Times are UTC;
 // ConnectTime.IsZero() means the call was not answered.
@@ -26,6 +43,7 @@ type CDR struct {
 
 	scratch []byte    // decoded string bytes of this message
 	spans   [9][2]int // [start, end) in scratch per string field
+	whole   bool      // the JSON object was read to its end
 }
 
 // MalformedError is a CDR that breaks the message contract; Detail is a
@@ -70,19 +88,35 @@ const (
 // does not check that dst is digits (a tech prefix may precede the number):
 // see NormalizeNumber.
 //
+// Every string field must be valid UTF-8 of at most MaxTextLen bytes
+// without control characters (a NUL inside an id would let two different
+// CDRs share a dedupe key), and a duration may exceed disconnect − setup
+// by at most a second of rounding.
+//
 // On a contract violation it returns a *MalformedError, and c.ID holds the
-// id when one was read. Decode is safe for concurrent use on distinct CDRs.
+// id when one was read; Identified says whether what was read still names
+// the call. Decode is safe for concurrent use on distinct CDRs.
 func Decode(b []byte, c *CDR) error {
 	scratch := c.scratch[:0]
 	*c = CDR{}
 	d := decoder{b: b, scratch: scratch}
 	detail := d.object(c)
 	c.scratch = d.scratch
+	c.whole = detail == ""
 	c.materialize()
 	if detail != "" {
 		return &MalformedError{Detail: detail}
 	}
 	return c.validate(&d)
+}
+
+// Identified reports whether a CDR that Decode found malformed still names
+// its call: the message was read whole, its id and switch are valid text
+// and its setup time lies within MinTime … MaxTime. Such a CDR keeps its id,
+// so that a corrected re-send replaces its row.
+func (c *CDR) Identified() bool {
+	return c.whole && c.ID != "" && CheckText(c.ID) == "" && CheckText(c.Switch) == "" &&
+		!c.SetupTime.Before(MinTime) && !c.SetupTime.After(MaxTime)
 }
 
 // materialize turns the decoded string spans into the CDR's string fields,
@@ -98,7 +132,44 @@ func (c *CDR) materialize() {
 	c.TermIP, c.TermUser = get(fTermIP), get(fTermUser)
 }
 
+// textFields names the string fields in the order of CDR.spans.
+var textFields = [...]string{fID: "id", fSwitch: "switch", fSrcIP: "src_ip", fSrcUser: "src_user", fANI: "ani",
+	fDst: "dst", fTermIP: "term_ip", fTermUser: "term_user"}
+
+// CheckText says what is wrong with the value of a CDR's string field —
+// longer than MaxTextLen bytes, a control character, invalid UTF-8 — or ""
+// when nothing is.
+func CheckText(s string) string {
+	if len(s) > MaxTextLen {
+		return "longer than " + strconv.Itoa(MaxTextLen) + " bytes"
+	}
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b < 0x20 || b == 0x7f {
+				return "contains a control character"
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return "not valid UTF-8"
+		}
+		if unicode.IsControl(r) {
+			return "contains a control character"
+		}
+		i += size
+	}
+	return ""
+}
+
 func (c *CDR) validate(d *decoder) error {
+	for f := fID; f < fConnect; f++ {
+		sp := c.spans[f]
+		if p := CheckText(unsafeString(c.scratch[sp[0]:sp[1]])); p != "" {
+			return &MalformedError{Detail: textFields[f] + ": " + p}
+		}
+	}
 	switch {
 	case d.seen&hasID == 0 || c.ID == "":
 		return &MalformedError{Detail: "missing id"}
@@ -125,9 +196,28 @@ func (c *CDR) validate(d *decoder) error {
 		if c.Duration > MaxDuration {
 			return &MalformedError{Detail: "connect_time to disconnect_time longer than a year"}
 		}
+	default:
+		if span := c.DisconnectTime.Sub(c.SetupTime); c.Duration > span+durationSlack {
+			return &MalformedError{Detail: "duration " + seconds(c.Duration) + " s is longer than setup_time to disconnect_time (" +
+				seconds(span) + " s)"}
+		}
 	}
 	return nil
 }
+
+// seconds formats d in seconds, exactly ("60", "30.25").
+func seconds(d time.Duration) string {
+	s := strconv.FormatInt(int64(d/time.Second), 10)
+	if frac := d % time.Second; frac != 0 {
+		f := strconv.FormatInt(int64(frac)+int64(time.Second), 10)[1:] // nine digits, leading zeros kept
+		s += "." + strings.TrimRight(f, "0")
+	}
+	return s
+}
+
+// unsafeString views b as a string without copying; b must not change
+// while the string is in use.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // MinTime and MaxTime bound the times a CDR may carry: what every store of
 // rated calls (ClickHouse DateTime) can hold.
@@ -137,20 +227,33 @@ var (
 )
 
 // NormalizeNumber strips a leading '+' from a dialed number and reports
-// whether the rest is a non-empty string of digits. It does not allocate.
+// whether the rest is a non-empty string of at most MaxNumberLen digits. It
+// does not allocate.
 func NormalizeNumber(dst string) (string, bool) {
+	n, problem := CheckNumber(dst)
+	return n, problem == ""
+}
+
+// CheckNumber strips a leading '+' from a dialed number and returns it with
+// what is wrong with it as the detail of a malformed CDR ("" when it is a
+// non-empty string of at most MaxNumberLen digits). The worker and the
+// offline rater report the same detail. It does not allocate.
+func CheckNumber(dst string) (number, problem string) {
 	if len(dst) > 0 && dst[0] == '+' {
 		dst = dst[1:]
 	}
 	if dst == "" {
-		return "", false
+		return "", "dst: no digits"
 	}
 	for i := 0; i < len(dst); i++ {
 		if dst[i] < '0' || dst[i] > '9' {
-			return dst, false
+			return dst, "dst: not a number (digits only, after any tech prefix)"
 		}
 	}
-	return dst, true
+	if len(dst) > MaxNumberLen {
+		return dst, "dst: more than " + strconv.Itoa(MaxNumberLen) + " digits"
+	}
+	return dst, ""
 }
 
 // maxDepth bounds the nesting of skipped values.

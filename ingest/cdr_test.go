@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,16 +21,16 @@ func TestDecode(t *testing.T) {
 	var c CDR
 	in := `{"id":"c1","switch":"sw-1","setup_time":"2024-02-15T10:00:00Z","connect_time":"2024-02-15T11:00:06+01:00",
 		"disconnect_time":"2024-02-15T10:01:06.25Z","duration":60.25,"src_ip":"203.0.113.10","src_user":"acme",
-		"ani":"4420","dst":"+447700900123","term_ip":"198.51.100.7","term_user":"v\u00e9ndor\n\"x\"","sip_code":200,"cause":16,
+		"ani":"4420","dst":"+447700900123","term_ip":"198.51.100.7","term_user":"v\u00e9ndor \"x\"","sip_code":200,"cause":16,
 		"extra":{"a":[1,2,{"b":"}"}],"c":null},"flag":true,"n":-1.5e3}`
 	if err := Decode([]byte(in), &c); err != nil {
 		t.Fatal(err)
 	}
 	want := CDR{ID: "c1", Switch: "sw-1", SetupTime: ts("2024-02-15T10:00:00Z"), ConnectTime: ts("2024-02-15T10:00:06Z"),
 		DisconnectTime: ts("2024-02-15T10:01:06.25Z"), Duration: 60250 * time.Millisecond, SrcIP: "203.0.113.10",
-		SrcUser: "acme", ANI: "4420", Dst: "+447700900123", TermIP: "198.51.100.7", TermUser: "véndor\n\"x\"",
+		SrcUser: "acme", ANI: "4420", Dst: "+447700900123", TermIP: "198.51.100.7", TermUser: "véndor \"x\"",
 		SIPCode: 200, Cause: 16}
-	c.scratch, c.spans = nil, want.spans
+	c.scratch, c.spans, c.whole = nil, want.spans, false
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}
@@ -50,6 +51,7 @@ func TestDecodeDuration(t *testing.T) {
 	answered := `"connect_time":"2024-01-01T00:00:10Z","disconnect_time":"2024-01-01T00:01:10.5Z"`
 	f(answered, 60500*time.Millisecond)
 	f(answered+`,"duration":30.1`, 30100*time.Millisecond)
+	f(answered+`,"duration":71.5`, 71500*time.Millisecond) // a second of rounding beyond setup to disconnect
 	f(answered+`,"duration":0.1`, 100*time.Millisecond)
 	f(answered+`,"duration":30.0000000001`, 30*time.Second+1) // finer than ns rounds up
 	f(answered+`,"duration":3.01e1`, 30100*time.Millisecond)
@@ -99,6 +101,45 @@ func TestDecodeMalformed(t *testing.T) {
 	f(`{"id":"a",`+good+`,"duration":1e400}`, "a", "duration: out of range")
 	f(`{"id":"a",`+good+`,"sip_code":200.5}`, "a", "sip_code: not an integer")
 	f(`{"id":"a","setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:01:00Z"}`, "a", "missing dst")
+	// What a switch sends must be plausible: a duration within the call's
+	// span (plus a second of rounding), text fields short, printable UTF-8.
+	answered := `"setup_time":"2024-01-01T00:00:00Z","connect_time":"2024-01-01T00:00:10Z","disconnect_time":"2024-01-01T00:01:00Z","dst":"1"`
+	f(`{"id":"a",`+answered+`,"duration":61.5}`, "a", "duration 61.5 s is longer than setup_time to disconnect_time (60 s)")
+	f(`{"id":"a",`+answered+`,"duration":31535999}`, "a", "duration 31535999 s is longer than setup_time to disconnect_time (60 s)")
+	f(`{"id":"a\u0000b",`+good+`}`, "a\x00b", "id: contains a control character")
+	f(`{"id":"tab\there",`+good+`}`, "tab\there", "id: contains a control character")
+	f(`{"id":"a","switch":"sw\u0000",`+good+`}`, "a", "switch: contains a control character")
+	f(`{"id":"a","switch":"sw\u0085",`+good+`}`, "a", "switch: contains a control character")
+	f("{\"id\":\"a\xff\","+good+"}", "a\xff", "id: not valid UTF-8")
+	f(`{"id":"`+strings.Repeat("x", 257)+`",`+good+`}`, strings.Repeat("x", 257), "id: longer than 256 bytes")
+	f(`{"id":"a","switch":"`+strings.Repeat("s", 100_000)+`",`+good+`}`, "a", "switch: longer than 256 bytes")
+	f(`{"id":"a","ani":"`+strings.Repeat("4", 300)+`",`+good+`}`, "a", "ani: longer than 256 bytes")
+}
+
+// TestDecodeMalformedIdentified: a malformed CDR keeps naming its call (so
+// a corrected re-send replaces its row) only when it was read whole and its
+// id, switch and setup time are usable.
+func TestDecodeMalformedIdentified(t *testing.T) {
+	f := func(in string, want bool) {
+		t.Helper()
+		var c CDR
+		if err := Decode([]byte(in), &c); err == nil {
+			t.Fatalf("%s: decoded", in)
+		}
+		if got := c.Identified(); got != want {
+			t.Fatalf("%s: Identified() = %v, want %v", in, got, want)
+		}
+	}
+	f(`{"id":"a","setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:01:00Z"}`, true) // missing dst
+	f(`{"id":"a","setup_time":"2024-01-01T00:02:00Z","disconnect_time":"2024-01-01T00:01:00Z","dst":"1"}`, true)
+	f(`{"id":"a","setup_time":"1900-01-01T00:00:00Z","disconnect_time":"1900-01-01T00:01:00Z","dst":"1"}`, false)
+	f(`{"id":"a","setup_time":"2999-01-01T00:00:00Z","disconnect_time":"2999-01-01T00:01:00Z","dst":"1"}`, false)
+	f(`{"id":"a","setup_time":"0000-01-01T00:00:00Z","disconnect_time":"0000-01-01T00:01:00Z","dst":"1"}`, false)
+	f(`{"id":"a","disconnect_time":"2024-01-01T00:01:00Z","dst":"1"}`, false)
+	f(`{"id":"a","setup_time":"2024-01-01T00:00:00Z",`, false) // not read whole
+	f(`{"id":"a\u0000","setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:01:00Z","dst":"1"}`, false)
+	f(`{"id":"a","switch":"`+strings.Repeat("s", 300)+`","setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:01:00Z","dst":"1"}`, false)
+	f(`{"id":"a","dst":"`+strings.Repeat("s", 300)+`","setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:01:00Z"}`, true)
 }
 
 func TestNormalizeNumber(t *testing.T) {
@@ -116,12 +157,15 @@ func TestNormalizeNumber(t *testing.T) {
 	f("++44", "", false)
 	f("7788#447", "", false)
 	f("44 77", "", false)
+	f(strings.Repeat("4", 32), strings.Repeat("4", 32), true)
+	f(strings.Repeat("4", 33), "", false)
+	f("+"+strings.Repeat("4", 10_000), "", false)
 }
 
 // TestDecodeAgreesWithEncodingJSON checks the scanner against encoding/json
 // on the string fields of tricky but valid messages.
 func TestDecodeAgreesWithEncodingJSON(t *testing.T) {
-	for _, id := range []string{`a\"b`, `\u00e9\ud83d\ude00`, `\ud800`, `tab\there`, `\/`, `plain`} {
+	for _, id := range []string{`a\"b`, `\u00e9\ud83d\ude00`, `\ud800`, `\/`, `plain`} {
 		in := `{"id":"` + id + `","setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:00:00Z","dst":"1"}`
 		var c CDR
 		if err := Decode([]byte(in), &c); err != nil {
@@ -147,8 +191,14 @@ func FuzzDecode(f *testing.F) {
 		var c CDR
 		err := Decode(b, &c)
 		if err == nil {
-			if c.ID == "" || c.Dst == "" || c.DisconnectTime.Before(c.SetupTime) || c.Duration < 0 {
+			if c.ID == "" || c.Dst == "" || c.DisconnectTime.Before(c.SetupTime) || c.Duration < 0 ||
+				c.Duration > c.DisconnectTime.Sub(c.SetupTime)+time.Second {
 				t.Fatalf("invalid cdr accepted: %+v", c)
+			}
+			for _, s := range []string{c.ID, c.Switch, c.SrcIP, c.SrcUser, c.ANI, c.Dst, c.TermIP, c.TermUser} {
+				if p := CheckText(s); p != "" {
+					t.Fatalf("field %q accepted: %s", s, p)
+				}
 			}
 			if !json.Valid(b) {
 				t.Fatalf("invalid json accepted: %q", b)

@@ -17,6 +17,12 @@ const (
 	ReasonTermUnknownAccount     Reason = "term_unknown_account"
 	ReasonTermUnknownDestination Reason = "term_unknown_destination"
 	ReasonTermNoRate             Reason = "term_no_rate"
+	// ReasonDuplicateConflict: the switch and id of a CDR billed within the
+	// dedupe window, with other content (see XDR.MarkConflict).
+	ReasonDuplicateConflict Reason = "duplicate_conflict"
+	// ReasonTermCostOutOfRange: the term side would cost beyond
+	// ±MaxCallCostMicro (see ReasonCostOutOfRange).
+	ReasonTermCostOutOfRange Reason = "term_cost_out_of_range"
 )
 
 // Table is a rate table: its currency and its compiled deck.
@@ -223,6 +229,7 @@ type Leg struct {
 type Rating struct {
 	Status     string
 	Reason     Reason
+	Detail     string // what is wrong, for ReasonMalformed and ReasonCostOutOfRange
 	Number     string // the dialed number after '+' and tech-prefix stripping
 	ResellerID int64
 	Orig       Leg
@@ -247,9 +254,9 @@ func (c *Catalog) Rate(cdr *ingest.CDR, out *Rating) {
 		out.Reason = ReasonInactiveClient
 		return
 	}
-	number, ok := ingest.NormalizeNumber(number)
-	if !ok {
-		out.Reason = ReasonMalformed
+	number, problem := ingest.CheckNumber(number)
+	if problem != "" {
+		out.Reason, out.Detail = ReasonMalformed, problem
 		return
 	}
 	out.Number = number
@@ -260,7 +267,7 @@ func (c *Catalog) Rate(cdr *ingest.CDR, out *Rating) {
 	}
 	p := PriceCall(table.Deck, number, cdr, cl.BillBy, cl.Loc)
 	if p.Reason != ReasonNone {
-		out.Reason = p.Reason
+		out.Reason, out.Detail = p.Reason, p.Detail
 		out.Orig.EventTime = p.EventTime
 		return
 	}
@@ -283,10 +290,12 @@ func (c *Catalog) Rate(cdr *ingest.CDR, out *Rating) {
 		return
 	}
 	tp := PriceCall(tt.Deck, number, cdr, tc.BillBy, tc.Loc)
-	switch tp.Reason {
-	case ReasonNone:
+	switch {
+	case tp.Reason == ReasonCostOutOfRange:
+		out.Term.Reason = ReasonTermCostOutOfRange
+	case tp.Reason == ReasonNone:
 		out.Term.Rate, out.Term.EventTime, out.Term.BilledSeconds, out.Term.CostMicro = tp.Rate, tp.EventTime, tp.BilledSeconds, tp.CostMicro
-	case ReasonUnknownDestination:
+	case tp.Reason == ReasonUnknownDestination:
 		out.Term.Reason = ReasonTermUnknownDestination
 	default:
 		out.Term.Reason = ReasonTermNoRate

@@ -2,6 +2,7 @@ package rater
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,4 +62,27 @@ func TestCatalogRate(t *testing.T) {
 	f("ip=10.9.9.9", "447700900123", "", "mismatch unknown_account 0  0 |  0 0")
 	f("ip=10.0.0.1", "33123", "", "mismatch unknown_destination 1 33123 0 |  0 0")
 	f("ip=10.0.0.1", "44abc", "", "mismatch malformed 1  0 |  0 0") // the number is checked after the account
+}
+
+// TestCatalogRateDetails: what makes a call unbillable is said in the
+// rating's detail, the same text the offline rater prints.
+func TestCatalogRateDetails(t *testing.T) {
+	huge := &Table{ID: 3, Name: "huge", Currency: "USD", Deck: deck(t, "code,rate\n44,999999999\n")}
+	cat := testCatalog(t)
+	cat.Clients[1].OrigTable = huge
+	f := func(dst string, dur time.Duration, want string) {
+		t.Helper()
+		c := ingest.CDR{ID: "x", SrcIP: "10.0.0.1", SetupTime: at("2024-03-01T10:00:00Z"), ConnectTime: at("2024-03-01T10:00:00Z"),
+			DisconnectTime: at("2024-03-01T10:00:00Z").Add(dur), Duration: dur, Dst: dst}
+		var r Rating
+		cat.Rate(&c, &r)
+		if got := string(r.Reason) + ": " + r.Detail; got != want {
+			t.Fatalf("dst %s, %v: got %q, want %q", dst, dur, got, want)
+		}
+	}
+	f("44"+strings.Repeat("1", 31), time.Minute, "malformed: dst: more than 32 digits")
+	f("44a", time.Minute, "malformed: dst: not a number (digits only, after any tech prefix)")
+	f("4420", time.Minute, ": ")
+	// 999,999,999 a minute for 1001 minutes is beyond what one xDR holds.
+	f("4420", 1001*time.Minute, "cost_out_of_range: one call would cost beyond ±999999999999.999999 at rate 999999999 per minute (code 44)")
 }

@@ -42,7 +42,8 @@ func BilledSeconds(r *codedeck.Rate, d time.Duration) int64 {
 // definition of a per-call cost: rating and prepaid authorization both use
 // it. It allocates only on the decimal path (rates with more than 9
 // decimals or above 1000, calls above 9,000,000 billed seconds). A cost
-// above math.MaxInt64 millionths (9.2 trillion) saturates there.
+// beyond ±math.MaxInt64 millionths (9.2 trillion) saturates there; the
+// rater refuses anything beyond MaxCallCostMicro anyway.
 func Charge(r *codedeck.Rate, d time.Duration) (billedSeconds int64, costMicro int64) {
 	billed := BilledSeconds(r, d)
 	if billed == 0 {
@@ -53,13 +54,16 @@ func Charge(r *codedeck.Rate, d time.Duration) (billedSeconds int64, costMicro i
 		return billed, roundHalfAway(r.SetupNano*60+r.RateNano*billed, 60_000)
 	}
 	micro := costDecimal(r, billed).Shift(6)
-	if micro.GreaterThan(maxMicro) { // beyond 9.2 trillion: saturate rather than wrap
+	switch { // beyond 9.2 trillion: saturate rather than wrap
+	case micro.GreaterThan(maxMicro):
 		return billed, math.MaxInt64
+	case micro.LessThan(minMicro):
+		return billed, -math.MaxInt64
 	}
 	return billed, micro.IntPart()
 }
 
-var maxMicro = decimal.NewFromInt(math.MaxInt64)
+var maxMicro, minMicro = decimal.NewFromInt(math.MaxInt64), decimal.NewFromInt(-math.MaxInt64)
 
 // roundHalfAway returns num / den rounded half away from zero; den > 0.
 // It is the rounding rule of every per-call cost; costDecimal applies the

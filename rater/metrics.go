@@ -16,6 +16,8 @@ type workerMetrics struct {
 	committed      *prometheus.GaugeVec
 	catalogVersion prometheus.Gauge
 	catalogReloads prometheus.Counter
+	quarantined    prometheus.Counter
+	conflicts      prometheus.Counter
 }
 
 func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
@@ -33,7 +35,12 @@ func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
 		committed:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tarifa_committed_offset", Help: "Next offset to process of a partition, as committed to PostgreSQL."}, []string{"partition"}),
 		catalogVersion: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tarifa_catalog_version", Help: "Version of the catalog snapshot in use."}),
 		catalogReloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_catalog_reloads_total", Help: "Catalog snapshots loaded."}),
+		quarantined: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_cdrs_quarantined_total",
+			Help: "Messages a sink refused to store, isolated from their batch and stored as malformed xDRs (the log names partition and offset)."}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_cdrs_duplicate_conflicts_total",
+			Help: "CDRs with the switch and id of a billed CDR but other content: kept as duplicate_conflict mismatches, not billed."}),
 	}
-	reg.MustRegister(m.consumed, m.rated, m.duplicates, m.mismatched, m.sinkErrors, m.batchSize, m.batchSeconds, m.lag, m.committed, m.catalogVersion, m.catalogReloads)
+	reg.MustRegister(m.consumed, m.rated, m.duplicates, m.mismatched, m.sinkErrors, m.batchSize, m.batchSeconds, m.lag, m.committed,
+		m.catalogVersion, m.catalogReloads, m.quarantined, m.conflicts)
 	return m
 }

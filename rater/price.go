@@ -69,13 +69,25 @@ const (
 	ReasonMalformed          Reason = "malformed"
 	ReasonUnknownDestination Reason = "unknown_destination"
 	ReasonNoRate             Reason = "no_rate"
+	// ReasonCostOutOfRange: one call would cost beyond ±MaxCallCostMicro —
+	// a rate or a duration no carrier means (fix the rate, then rerate).
+	ReasonCostOutOfRange Reason = "cost_out_of_range"
 )
+
+// MaxCallCostMicro bounds the cost of one call on either side, in
+// millionths: ±999,999,999,999.999999, what xdrs' Decimal(18, 6) columns
+// hold. Every balance is a sum of such costs, in an unbounded numeric.
+const MaxCallCostMicro = 999_999_999_999_999_999
+
+// CostInRange reports whether a per-call cost is within ±MaxCallCostMicro.
+func CostInRange(micro int64) bool { return micro <= MaxCallCostMicro && micro >= -MaxCallCostMicro }
 
 // Price is the result of pricing one leg. Rate is nil unless the leg was
 // rated; CostMicro is the cost in millionths of the currency, already
 // rounded (decimal.New(CostMicro, -6) is the cost).
 type Price struct {
 	Reason        Reason
+	Detail        string // for ReasonCostOutOfRange
 	Rate          *codedeck.Rate
 	EventTime     time.Time
 	BilledSeconds int64
@@ -84,7 +96,8 @@ type Price struct {
 
 // PriceCall chooses the rate for number (digits only, already normalized)
 // at the event time billBy picks from c, reading time profiles in loc (UTC
-// when nil), and charges c.Duration under it. It allocates nothing on the
+// when nil), and charges c.Duration under it; a charge beyond
+// ±MaxCallCostMicro is ReasonCostOutOfRange. It allocates nothing on the
 // fast path and is safe for concurrent use.
 func PriceCall(d *codedeck.Deck, number string, c *ingest.CDR, billBy BillBy, loc *time.Location) Price {
 	at := billBy.EventTime(c)
@@ -93,6 +106,10 @@ func PriceCall(d *codedeck.Deck, number string, c *ingest.CDR, billBy BillBy, lo
 		return Price{Reason: reason, EventTime: at}
 	}
 	billed, cost := Charge(r, c.Duration)
+	if !CostInRange(cost) {
+		return Price{Reason: ReasonCostOutOfRange, EventTime: at,
+			Detail: "one call would cost beyond ±999999999999.999999 at rate " + r.RateString() + " per minute (code " + r.Code + ")"}
+	}
 	return Price{Rate: r, EventTime: at, BilledSeconds: billed, CostMicro: cost}
 }
 

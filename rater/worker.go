@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
 
 	"github.com/tarifa/tarifa/ingest"
 )
@@ -86,12 +87,12 @@ type CommitResult struct {
 }
 
 // Notification is a low-balance event: a client's available balance fell
-// below its threshold.
+// below its threshold. Balances are unbounded, so the amounts are decimals.
 type Notification struct {
-	ClientID       int64
-	ClientName     string
-	AvailableMicro int64
-	ThresholdMicro int64
+	ClientID   int64
+	ClientName string
+	Available  decimal.Decimal
+	Threshold  decimal.Decimal
 }
 
 // ErrFenced is returned by a store when the partition's stored offset is not
@@ -99,6 +100,13 @@ type Notification struct {
 // read it (a rebalance we did not notice in time). The batch is dropped and
 // the partition restarts from the stored offset.
 var ErrFenced = errors.New("partition offset moved: another worker owns it")
+
+// ErrRefused is returned (wrapped) by a store when a sink refused what the
+// batch holds — a value it cannot store, a constraint the data breaks —
+// rather than failing to answer: retrying the same batch can never
+// succeed. The worker then isolates the messages that cause it (see
+// Worker.commitRange); an outage is retried instead.
+var ErrRefused = errors.New("a sink refused the batch's content")
 
 // ErrStale is returned by a store when a batch refers to catalog objects
 // that no longer exist (a client fully deleted between rating and commit):
@@ -113,6 +121,15 @@ type SinkError struct {
 
 func (e *SinkError) Error() string { return e.Sink + ": " + e.Err.Error() }
 func (e *SinkError) Unwrap() error { return e.Err }
+
+// sinkOf names the server an error of a store came from, for metrics.
+func sinkOf(err error) string {
+	var se *SinkError
+	if errors.As(err, &se) {
+		return se.Sink
+	}
+	return "store"
+}
 
 // Store makes batches durable. Commit must be atomic with respect to the
 // balances and the offset: either all of a batch's balance deltas and its
@@ -293,35 +310,17 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 			// A gap is normal after retention or compaction; say so once.
 			w.log.Warn("offset gap", "partition", p.ID, "expected", next, "got", batch.First)
 		}
-		var res CommitResult
-		for stale := 0; ; stale++ {
-			cat := w.catalog.Load()
-			version := uint64(time.Now().UnixNano())
-			batch.XDRs = batch.XDRs[:0]
-			for _, m := range msgs[i:] {
-				// Slots are reused from batch to batch: rate keeps a slot's
-				// decode buffer and resets the rest.
-				if n := len(batch.XDRs); n < cap(batch.XDRs) {
-					batch.XDRs = batch.XDRs[:n+1]
-				} else {
-					batch.XDRs = append(batch.XDRs, XDR{})
-				}
-				r.rate(cat, &m, &batch.XDRs[len(batch.XDRs)-1], version)
+		err = w.commitRange(ctx, r, p.ID, msgs[i:], batch, next, batch.Next, func(b *Batch, res CommitResult) {
+			next = b.Next
+			commit(next)
+			w.observe(b, res, time.Since(start))
+			committed.Set(float64(next))
+			lag.Set(float64(p.Lag()))
+			if len(res.Notifications) > 0 {
+				w.notify(res.Notifications)
 			}
-			res, err = w.commit(ctx, batch)
-			if !errors.Is(err, ErrStale) {
-				break
-			}
-			// The catalog changed under the batch (a client it bills was
-			// removed): load the current catalog and rate the batch again.
-			w.log.Warn("batch refers to a catalog that changed; rating it again", "partition", p.ID, "err", err)
-			if rerr := w.reload(ctx); rerr != nil {
-				w.health.set("catalog", rerr)
-			}
-			if !sleep(ctx, min(time.Duration(stale+1)*time.Second, w.cfg.MaxBackoff)) {
-				return nil
-			}
-		}
+			start = time.Now()
+		})
 		if errors.Is(err, ErrFenced) {
 			w.log.Warn("partition fenced: another worker committed it; restarting from the stored offset", "partition", p.ID)
 			return err
@@ -329,16 +328,108 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 		if err != nil { // only when stopping without having flushed
 			return err
 		}
-		next = batch.Next
-		commit(next)
-		w.observe(batch, res, time.Since(start))
-		committed.Set(float64(next))
-		lag.Set(float64(p.Lag()))
-		if len(res.Notifications) > 0 {
-			w.notify(res.Notifications)
-		}
 		if ctx.Err() != nil {
 			return nil
+		}
+	}
+}
+
+// commitRange rates msgs, the messages of offsets [msgs[0].Offset, next)
+// of one partition, into b and commits them after the stored offset
+// stored, calling done after each commit. No input stops a partition: when
+// a sink refuses what the batch holds (ErrRefused, not an outage), the
+// batch is split in halves, each committed on its own, until the messages
+// the sink refuses are alone; each of those is quarantined — stored as a
+// malformed xDR with the sink's complaint, its bytes kept in cdrs_raw —
+// and the partition moves on. It returns ErrFenced, or an error when it
+// stops without having flushed.
+func (w *Worker) commitRange(ctx context.Context, r *batchRater, partition int, msgs []ingest.Message, b *Batch, stored, next int64,
+	done func(*Batch, CommitResult)) error {
+	b.First, b.Next, b.Stored = msgs[0].Offset, next, stored
+	res, err := w.rateAndCommit(ctx, r, msgs, b, nil)
+	if err == nil {
+		done(b, res)
+		return nil
+	}
+	if !errors.Is(err, ErrRefused) {
+		return err
+	}
+	if len(msgs) == 1 {
+		return w.quarantine(ctx, r, msgs, b, err, done)
+	}
+	w.log.Warn("a sink refused a batch; splitting it to isolate the messages it refuses", "partition", partition,
+		"first_offset", b.First, "next_offset", b.Next, "messages", len(msgs), "err", err)
+	mid := len(msgs) / 2
+	if err := w.commitRange(ctx, r, partition, msgs[:mid], b, stored, msgs[mid].Offset, done); err != nil {
+		return err
+	}
+	return w.commitRange(ctx, r, partition, msgs[mid:], b, msgs[mid].Offset, next, done)
+}
+
+// quarantine commits the one message of msgs, which a sink refused with
+// refusal, as a malformed xDR (MarkQuarantined). Should a sink refuse even
+// that, the refusal is not the message's fault: it is retried like an
+// outage until it commits or the worker stops.
+func (w *Worker) quarantine(ctx context.Context, r *batchRater, msgs []ingest.Message, b *Batch, refusal error,
+	done func(*Batch, CommitResult)) error {
+	m := msgs[0]
+	w.log.Error("message quarantined: a sink refused it; stored as malformed with the reason", "partition", m.Partition,
+		"offset", m.Offset, "err", refusal)
+	backoff := 100 * time.Millisecond
+	for {
+		res, err := w.rateAndCommit(ctx, r, msgs, b, func(x *XDR) { MarkQuarantined(x, refusal) })
+		if err == nil {
+			w.m.quarantined.Inc()
+			done(b, res)
+			return nil
+		}
+		if !errors.Is(err, ErrRefused) {
+			return err
+		}
+		w.m.sinkErrors.WithLabelValues(sinkOf(err)).Inc()
+		w.health.set("store", err)
+		if !sleep(ctx, backoff) {
+			return fmt.Errorf("quarantined message at offset %d of partition %d not flushed before stopping: %w", m.Offset, m.Partition, err)
+		}
+		backoff = min(2*backoff, w.cfg.MaxBackoff)
+	}
+}
+
+// rateAndCommit rates msgs into b against the current catalog, applies
+// mark (when not nil) to each XDR, and commits b, retrying outages (see
+// commit). A batch that refers to catalog objects that no longer exist is
+// rated again against a freshly loaded catalog.
+func (w *Worker) rateAndCommit(ctx context.Context, r *batchRater, msgs []ingest.Message, b *Batch, mark func(*XDR)) (CommitResult, error) {
+	for stale := 0; ; stale++ {
+		cat := w.catalog.Load()
+		version := uint64(time.Now().UnixNano())
+		b.XDRs = b.XDRs[:0]
+		for i := range msgs {
+			// Slots are reused from batch to batch: rate keeps a slot's
+			// decode buffer and resets the rest.
+			if n := len(b.XDRs); n < cap(b.XDRs) {
+				b.XDRs = b.XDRs[:n+1]
+			} else {
+				b.XDRs = append(b.XDRs, XDR{})
+			}
+			x := &b.XDRs[len(b.XDRs)-1]
+			r.rate(cat, &msgs[i], x, version)
+			if mark != nil {
+				mark(x)
+			}
+		}
+		res, err := w.commit(ctx, b)
+		if !errors.Is(err, ErrStale) {
+			return res, err
+		}
+		// The catalog changed under the batch (a client it bills was
+		// removed): load the current catalog and rate the batch again.
+		w.log.Warn("batch refers to a catalog that changed; rating it again", "partition", b.Partition, "err", err)
+		if rerr := w.reload(ctx); rerr != nil {
+			w.health.set("catalog", rerr)
+		}
+		if !sleep(ctx, min(time.Duration(stale+1)*time.Second, w.cfg.MaxBackoff)) {
+			return res, fmt.Errorf("batch %d-%d of partition %d not flushed before stopping: %w", b.First, b.Next, b.Partition, err)
 		}
 	}
 }
@@ -384,12 +475,10 @@ func (w *Worker) commit(ctx context.Context, b *Batch) (CommitResult, error) {
 			w.health.set("store", nil)
 			return res, err
 		}
-		var se *SinkError
-		sink := "store"
-		if errors.As(err, &se) {
-			sink = se.Sink
+		w.m.sinkErrors.WithLabelValues(sinkOf(err)).Inc()
+		if errors.Is(err, ErrRefused) {
+			return res, err // retrying the same batch cannot help: the caller isolates what is refused
 		}
-		w.m.sinkErrors.WithLabelValues(sink).Inc()
 		w.health.set("store", err)
 		if stopCtx.Err() != nil {
 			return res, fmt.Errorf("batch %d-%d of partition %d not flushed before the shutdown timeout: %w", b.First, b.Next, b.Partition, err)
@@ -412,6 +501,9 @@ func (w *Worker) observe(b *Batch, res CommitResult, took time.Duration) {
 		switch {
 		case x.Key == dupMark:
 			// counted in duplicates
+		case x.Conflict():
+			w.m.conflicts.Inc()
+			w.m.mismatched.WithLabelValues(string(ReasonDuplicateConflict)).Inc()
 		case x.Rating.Status == "rated":
 			rated++
 			if x.Rating.Term.Reason != ReasonNone {
@@ -427,7 +519,7 @@ func (w *Worker) observe(b *Batch, res CommitResult, took time.Duration) {
 func (w *Worker) notify(ns []Notification) {
 	for _, n := range ns {
 		w.log.Warn("low balance", "client_id", n.ClientID, "client", n.ClientName,
-			"available", microText(n.AvailableMicro), "threshold", microText(n.ThresholdMicro))
+			"available", n.Available.StringFixed(6), "threshold", n.Threshold.StringFixed(6))
 	}
 	if w.notifier != nil {
 		w.notifier.Notify(context.Background(), ns)
@@ -442,18 +534,6 @@ func (x *XDR) MarkDuplicate() { x.Key = dupMark }
 
 // Duplicate reports whether the store dropped the XDR as already billed.
 func (x *XDR) Duplicate() bool { return x.Key == dupMark }
-
-func microText(m int64) string {
-	neg := m < 0
-	if neg {
-		m = -m
-	}
-	s := fmt.Sprintf("%d.%06d", m/1_000_000, m%1_000_000)
-	if neg {
-		s = "-" + s
-	}
-	return s
-}
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

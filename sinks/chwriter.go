@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -79,6 +80,16 @@ func (w *chWriter) run() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), insertTimeout)
 		err := writeClickHouse(ctx, w.ch, parts, &w.xc, &w.rc)
+		if err != nil && len(batch) > 1 && errors.Is(err, rater.ErrRefused) {
+			// One batch's data spoiled a shared insert: insert each on its
+			// own, so that only the batch at fault is refused (and split
+			// by its worker) while the others commit.
+			for _, r := range batch {
+				r.err <- writeClickHouse(ctx, w.ch, [][]rater.XDR{r.xs}, &w.xc, &w.rc)
+			}
+			cancel()
+			continue
+		}
 		cancel()
 		for _, r := range batch {
 			r.err <- err

@@ -12,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tarifa/tarifa/rater"
@@ -36,6 +37,11 @@ type keyRef struct {
 // Only CDRs that move a balance are claimed: a repeated zero-cost CDR lands
 // on its own xDR row again and changes nothing. Their keys are still looked
 // up, so that a zero-cost repeat of a billed CDR does not replace its row.
+// A claim records the content hash of the message that billed the CDR: a
+// later CDR with its switch and id and the same content is a duplicate
+// (dropped), one with other content is a conflicting re-send
+// (XDR.MarkConflict: kept under an id of its own, never dropped, never
+// billed). Malformed CDRs that keep their id take part as zero-cost ones.
 //
 // The claim comes first and the look-up after, for what the claim could not
 // take: in the usual batch nearly every billable key is new, and one
@@ -43,26 +49,18 @@ type keyRef struct {
 func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error) {
 	refs := make([]keyRef, 0, len(b.XDRs))
 	for i := range b.XDRs {
-		// A duplicate marked by an earlier attempt at this batch stays one.
-		if x := &b.XDRs[i]; x.Deduped() && !x.Duplicate() {
+		// A duplicate or conflict marked by an earlier attempt at this
+		// batch stays one (neither is Deduped any more).
+		if x := &b.XDRs[i]; x.Deduped() {
 			refs = append(refs, newRef(x.Key, int32(i), moves(x)))
 		}
 	}
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	// Sorted keys take index locks in one global order; within a key the
-	// first CDR of the batch is the one billed.
+	// Sorted keys take index locks in one global order.
 	refs = sortRefs(refs)
-	uniq := refs[:0]
-	for _, r := range refs {
-		if n := len(uniq); n > 0 && byKey(uniq[n-1], r) == 0 {
-			b.XDRs[r.i].MarkDuplicate()
-			continue
-		}
-		uniq = append(uniq, r)
-	}
-	refs = uniq
+	refs = withinBatch(b, refs)
 
 	if err := claim(ctx, pg, b, refs, func(r *keyRef) bool { return r.moves }); err != nil {
 		return nil, err
@@ -94,7 +92,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 	// One index probe per key, whatever the planner's statistics say: on a
 	// young table (a new deployment, a test) they would have it scan the
 	// whole table for every batch. LIMIT 1 keeps the subquery a subquery.
-	rows, err := pg.Query(ctx, `SELECT c.key, c.topic, c."partition", c."offset", c.seen_at >= now() - make_interval(secs => $2)
+	rows, err := pg.Query(ctx, `SELECT c.key, c.topic, c."partition", c."offset", c.seen_at >= now() - make_interval(secs => $2), c.content
 		FROM unnest($1::uuid[]) AS u(key)
 		CROSS JOIN LATERAL (SELECT * FROM cdr_keys WHERE key = u.key LIMIT 1) AS c`, unsure, DedupeWindow.Seconds())
 	if err != nil {
@@ -109,7 +107,8 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 		var partition int
 		var offset int64
 		var live bool
-		if err := rows.Scan(&k, &topic, &partition, &offset, &live); err != nil {
+		var content pgtype.Int8
+		if err := rows.Scan(&k, &topic, &partition, &offset, &live, &content); err != nil {
 			rows.Close()
 			return nil, pgErr("look up dedupe keys", err)
 		}
@@ -126,6 +125,8 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 			if !r.moves {
 				unclaim = append(unclaim, int(r.i)) // rated again since, and now free
 			}
+		case content.Valid && uint64(content.Int64) != x.Content:
+			x.MarkConflict(partition, offset) // another message billed this CDR, and said something else
 		default:
 			x.MarkDuplicate()
 		}
@@ -140,7 +141,10 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 	// Claim again what expired, and what the first claim found taken but
 	// the look-up no longer did (pruned in between): whatever this second
 	// claim cannot take, another message took first.
-	again := func(r *keyRef) bool { return r.moves && !r.claimed && !b.XDRs[r.i].Duplicate() }
+	again := func(r *keyRef) bool {
+		x := &b.XDRs[r.i]
+		return r.moves && !r.claimed && !x.Duplicate() && !x.Conflict()
+	}
 	var todo []int
 	for i := range refs {
 		if again(&refs[i]) {
@@ -190,19 +194,20 @@ func late(b *rater.Batch, refs []keyRef) []int {
 func claim(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef, want func(*keyRef) bool) error {
 	var keys [][16]byte
 	var partitions []int32
-	var offsets []int64
+	var offsets, contents []int64
 	for i := range refs {
 		if r := &refs[i]; want(r) {
 			x := &b.XDRs[r.i]
 			keys, partitions, offsets = append(keys, r.key()), append(partitions, int32(x.Partition)), append(offsets, x.Offset)
+			contents = append(contents, int64(x.Content))
 		}
 	}
 	if len(keys) == 0 {
 		return nil
 	}
-	rows, err := pg.Query(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset")
-		SELECT key, $2, p, o FROM unnest($1::uuid[], $3::int[], $4::bigint[]) AS u(key, p, o)
-		ON CONFLICT (key) DO NOTHING RETURNING key`, keys, b.Topic, partitions, offsets)
+	rows, err := pg.Query(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
+		SELECT key, $2, p, o, c FROM unnest($1::uuid[], $3::int[], $4::bigint[], $5::bigint[]) AS u(key, p, o, c)
+		ON CONFLICT (key) DO NOTHING RETURNING key`, keys, b.Topic, partitions, offsets, contents)
 	if err != nil {
 		return pgErr("record dedupe keys", err)
 	}
@@ -220,6 +225,46 @@ func claim(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef,
 		return pgErr("record dedupe keys", err)
 	}
 	return nil
+}
+
+// withinBatch settles the CDRs of one batch that share a key (refs sorted
+// by key, batch order kept within a key) and returns one ref per key. The
+// CDR that stands is the first that moves a balance, or else the last (a
+// later zero-cost version replaces an earlier one, as it would across
+// batches). Of the others, one with the standing CDR's content is a
+// duplicate; one with other content that comes after a standing billable
+// CDR is a conflicting re-send, kept as such; an earlier zero-cost version
+// is superseded and dropped like a duplicate.
+func withinBatch(b *rater.Batch, refs []keyRef) []keyRef {
+	uniq := refs[:0]
+	for lo := 0; lo < len(refs); {
+		hi := lo + 1
+		for hi < len(refs) && byKey(refs[lo], refs[hi]) == 0 {
+			hi++
+		}
+		run := refs[lo:hi]
+		win := len(run) - 1
+		for k := range run {
+			if run[k].moves {
+				win = k
+				break
+			}
+		}
+		w := &b.XDRs[run[win].i]
+		for k := range run {
+			x := &b.XDRs[run[k].i]
+			switch {
+			case k == win:
+			case x.Content != w.Content && k > win && run[win].moves:
+				x.MarkConflict(w.Partition, w.Offset)
+			default:
+				x.MarkDuplicate()
+			}
+		}
+		uniq = append(uniq, run[win])
+		lo = hi
+	}
+	return uniq
 }
 
 func (r *keyRef) key() (k [16]byte) {

@@ -157,6 +157,9 @@ func pgErr(what string, err error) error {
 	if errors.As(err, &pe) && pe.Code == "23503" { // foreign_key_violation: a client the batch bills is gone
 		return fmt.Errorf("%s: %w: %w", what, rater.ErrStale, err)
 	}
+	if postgresRefusal(err) {
+		err = refused(err)
+	}
 	return &rater.SinkError{Sink: "postgres", Err: fmt.Errorf("%s: %w", what, err)}
 }
 
@@ -195,10 +198,17 @@ func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) (done bool, vers
 // client id order, so concurrent batches lock rows in one order) and raises
 // the low-balance notifications they cause.
 func applyBalances(ctx context.Context, tx pgx.Tx, b *rater.Batch) ([]rater.Notification, error) {
-	deltas := map[int64]int64{}
+	deltas := map[int64]*deltaSum{}
 	for i := range b.XDRs {
 		if x := &b.XDRs[i]; !x.Duplicate() {
-			x.Deltas(func(client, micro int64) { deltas[client] += micro })
+			x.Deltas(func(client, micro int64) {
+				d := deltas[client]
+				if d == nil {
+					d = &deltaSum{}
+					deltas[client] = d
+				}
+				d.add(micro)
+			})
 		}
 	}
 	if len(deltas) == 0 {
@@ -211,7 +221,7 @@ func applyBalances(ctx context.Context, tx pgx.Tx, b *rater.Batch) ([]rater.Noti
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	amounts := make([]string, len(ids))
 	for i, id := range ids {
-		amounts[i] = Decimal(deltas[id]).StringFixed(6)
+		amounts[i] = deltas[id].text()
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO balances AS b (client_id, live)
@@ -247,13 +257,48 @@ func applyBalances(ctx context.Context, tx pgx.Tx, b *rater.Batch) ([]rater.Noti
 		if err := rows.Scan(&n.ClientID, &n.ClientName, &avail, &thr); err != nil {
 			return nil, pgErr("low balance notifications", err)
 		}
-		n.AvailableMicro, n.ThresholdMicro = Micro(decimal.RequireFromString(avail)), Micro(decimal.RequireFromString(thr))
+		n.Available, n.Threshold = decimal.RequireFromString(avail), decimal.RequireFromString(thr)
 		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, pgErr("low balance notifications", err)
 	}
 	return out, nil
+}
+
+// deltaSum is one client's balance movement in a batch: exact int64
+// millionths while they fit (always, for real traffic), a decimal beyond.
+// Per-call costs are bounded (rater.MaxCallCostMicro) but a batch of them
+// is not, and a wrapped sum would bill a client a fortune.
+type deltaSum struct {
+	micro int64
+	big   *decimal.Decimal // set once the sum left int64
+}
+
+func (d *deltaSum) add(micro int64) {
+	if d.big == nil {
+		if s, ok := addInt64(d.micro, micro); ok {
+			d.micro = s
+			return
+		}
+		v := Decimal(d.micro)
+		d.big = &v
+	}
+	v := d.big.Add(Decimal(micro))
+	d.big = &v
+}
+
+func (d *deltaSum) text() string {
+	if d.big != nil {
+		return d.big.StringFixed(6)
+	}
+	return Decimal(d.micro).StringFixed(6)
+}
+
+// addInt64 is a + b, and whether it did not overflow.
+func addInt64(a, b int64) (int64, bool) {
+	s := a + b
+	return s, (b >= 0) == (s >= a)
 }
 
 // PruneDedupeKeys deletes dedupe keys older than the window; run it now and

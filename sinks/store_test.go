@@ -3,6 +3,9 @@ package sinks_test
 import (
 	"context"
 	"crypto/md5"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -17,9 +20,10 @@ import (
 
 // call is one CDR of a store test: its id and what it costs the customer.
 type call struct {
-	id   string
-	cost int64 // micro-units; 0 for a call that moves no balance
-	late bool  // set up 49 hours after the others
+	id      string
+	cost    int64  // micro-units; 0 for a call that moves no balance
+	late    bool   // set up 49 hours after the others
+	content uint64 // what the switch said, as the rater hashes it (0: the same for every call)
 }
 
 // storeFixture is a Store on a private database pair with one customer,
@@ -315,6 +319,7 @@ func dedupeXDR(c call, client int64, partition int, offset int64) rater.XDR {
 		CDR:       ingest.CDR{ID: c.id, Switch: "sw1", SetupTime: setup, DisconnectTime: setup.Add(time.Minute), Dst: "4420"},
 		ID:        c.id,
 		Key:       md5.Sum([]byte("sw1\x00" + c.id)),
+		Content:   c.content,
 		Raw:       []byte(`{"id":"` + c.id + `"}`),
 		Partition: partition,
 		Offset:    offset,
@@ -323,4 +328,165 @@ func dedupeXDR(c call, client int64, partition int, offset int64) rater.XDR {
 	x.Rating.Status = "rated"
 	x.Rating.Orig = rater.Leg{ClientID: client, CostMicro: c.cost, Currency: "EUR"}
 	return x
+}
+
+// xdr returns the status, reason, detail and cost of the current xDR of id.
+func (f *storeFixture) xdr(id string) string {
+	f.t.Helper()
+	var status, reason, detail, cost string
+	err := f.db.CH.QueryRow(context.Background(), `SELECT status, reason, detail, toString(orig_cost) FROM xdrs FINAL WHERE cdr_id = ?`, id).
+		Scan(&status, &reason, &detail, &cost)
+	if err != nil {
+		return "none"
+	}
+	return status + " " + reason + " " + cost + " " + detail
+}
+
+// TestCommitConflicts: a CDR with the switch and id of a billed one but
+// other content is neither billed nor dropped: it is kept as a
+// duplicate_conflict xDR of its own (and in cdrs_raw, flagged with the id
+// it conflicts with), and the billed row stays.
+func TestCommitConflicts(t *testing.T) {
+	f := newStoreFixture(t)
+	ctx := context.Background()
+	f.mustCommit(0, 0, call{id: "a", cost: 1000, content: 1})
+
+	// Another partition: the same content is a duplicate; other content a
+	// conflict, billed nowhere, whatever it costs.
+	f.mustCommit(1, 1, call{id: "a", cost: 1000, content: 1}, call{id: "a", cost: 2500, content: 2})
+	f.check("-0.001")
+	if got, want := f.xdr("a#conflict-0000000000000002"), "mismatch duplicate_conflict 0.000000 same switch and id as the CDR at partition 1 offset 0, with other content"; got != want {
+		t.Errorf("conflict xDR: %q, want %q", got, want)
+	}
+	if got := f.xdr("a"); got != "rated  0.001000 " {
+		t.Errorf("billed xDR: %q, want it untouched", got)
+	}
+	// A zero-cost re-send with other content must not replace the billed row.
+	f.mustCommit(0, 2, call{id: "a", content: 3})
+	if got := f.xdr("a"); got != "rated  0.001000 " {
+		t.Errorf("billed xDR after a zero-cost conflict: %q", got)
+	}
+
+	// In one batch: the billed CDR stands, a later different one conflicts,
+	// a later identical one is a duplicate; re-sending the conflicting
+	// message lands on its row again.
+	f.mustCommit(1, 0, call{id: "b", cost: 500, content: 1}, call{id: "b", cost: 500, content: 9}, call{id: "b", cost: 500, content: 1})
+	f.mustCommit(0, 2, call{id: "b", cost: 500, content: 9})
+	f.check("-0.0015")
+	var conflicts uint64
+	if err := f.db.CH.QueryRow(ctx, `SELECT count() FROM xdrs FINAL WHERE reason = 'duplicate_conflict'`).Scan(&conflicts); err != nil {
+		t.Fatal(err)
+	}
+	if conflicts != 3 {
+		t.Errorf("%d duplicate_conflict xDRs, want 3 (a with content 2 and 3, b with content 9)", conflicts)
+	}
+	var dupOf string
+	if err := f.db.CH.QueryRow(ctx, `SELECT duplicate_of FROM cdrs_raw FINAL WHERE cdr_id = 'b#conflict-0000000000000009'`).Scan(&dupOf); err != nil || dupOf != "b" {
+		t.Errorf("cdrs_raw keeps the conflicting re-send flagged with duplicate_of %q (%v), want \"b\"", dupOf, err)
+	}
+
+	// A malformed CDR that keeps its id is zero-cost: with the id of a
+	// billed CDR it is a conflict, not a replacement of the billed row.
+	bad := f.batch(2, f.client, call{id: "a", content: 77})
+	bad.XDRs[0].Malformed, bad.XDRs[0].Detail = true, "missing dst"
+	bad.XDRs[0].Rating = rater.Rating{Status: "mismatch", Reason: rater.ReasonMalformed}
+	if _, err := f.commit(bad); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.xdr("a"); got != "rated  0.001000 " {
+		t.Errorf("billed xDR after a malformed re-send: %q", got)
+	}
+	if got := f.xdr("a#conflict-000000000000004d"); got == "none" {
+		t.Errorf("the malformed re-send was dropped instead of kept as a conflict")
+	}
+}
+
+// TestCommitRefusedIsNotAnOutage: a value ClickHouse cannot store (a time
+// before 1970 that slipped past every check) is a refusal of the batch's
+// content — rater.ErrRefused, which the worker isolates — not an outage to
+// retry forever, and nothing of the batch is billed.
+func TestCommitRefusedIsNotAnOutage(t *testing.T) {
+	f := newStoreFixture(t)
+	b := f.batch(0, f.client, call{id: "ok", cost: 100}, call{id: "old", cost: 100})
+	b.XDRs[1].CDR.SetupTime = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err := f.commit(b)
+	if !errors.Is(err, rater.ErrRefused) {
+		t.Fatalf("commit of a 1900 setup time: %v, want rater.ErrRefused", err)
+	}
+	f.check("0")
+}
+
+// TestCommitHugeCosts: per-batch sums beyond int64 millionths are exact,
+// and the balance column holds them (traffic can never make a balance
+// update fail).
+func TestCommitHugeCosts(t *testing.T) {
+	f := newStoreFixture(t)
+	var calls []call
+	for i := 0; i < 20; i++ {
+		calls = append(calls, call{id: fmt.Sprintf("big-%d", i), cost: rater.MaxCallCostMicro})
+	}
+	f.mustCommit(0, 0, calls...)
+	f.check("-19999999999999.99998")
+	f.mustCommit(10, 1, calls[:10]...) // all duplicates: nothing moves
+	f.check("-19999999999999.99998")
+}
+
+// TestBalancesNeverOverflow is the property test of the money bounds: any
+// mix of transactions within their bound (|amount| ≤ 10^12, what the API
+// and the catalog file accept) and of calls within theirs
+// (|cost| ≤ rater.MaxCallCostMicro) never makes a balance update fail, and
+// the balance is their exact sum.
+func TestBalancesNeverOverflow(t *testing.T) {
+	f := newStoreFixture(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(9, 10))
+	bound := decimal.New(1, 12)
+	want := decimal.Zero
+	amount := func(max decimal.Decimal) decimal.Decimal {
+		switch rng.IntN(4) {
+		case 0:
+			return max
+		case 1:
+			return decimal.New(1, -6)
+		}
+		return max.Mul(decimal.New(rng.Int64N(1_000_000), -6)).Round(6).Add(decimal.New(1, -6))
+	}
+	n := 0
+	for step := 0; step < 120; step++ {
+		if rng.IntN(2) == 0 {
+			kind := []string{"payment", "charge", "adjustment"}[rng.IntN(3)]
+			a := amount(bound)
+			if kind == "adjustment" && rng.IntN(2) == 0 {
+				a = a.Neg()
+			}
+			if _, err := f.db.PG.Exec(ctx, `INSERT INTO transactions (client_id, kind, amount, currency) VALUES ($1, $2, $3, 'EUR')`, f.client, kind, a.String()); err != nil {
+				t.Fatalf("step %d: %s of %s: %v", step, kind, a, err)
+			}
+			if kind == "charge" {
+				a = a.Neg()
+			}
+			want = want.Add(a)
+			continue
+		}
+		var calls []call
+		for i := rng.IntN(30); i >= 0; i-- {
+			cost := amount(decimal.New(rater.MaxCallCostMicro, 0)).IntPart()
+			if rng.IntN(3) == 0 { // a table that pays the client
+				cost = -cost
+			}
+			n++
+			calls = append(calls, call{id: fmt.Sprintf("c%d", n), cost: cost})
+			want = want.Sub(decimal.New(cost, -6))
+		}
+		if _, err := f.commit(f.batch(0, f.client, calls...)); err != nil {
+			t.Fatalf("step %d: a batch of %d calls: %v", step, len(calls), err)
+		}
+	}
+	var live, available decimal.Decimal
+	if err := f.db.PG.QueryRow(ctx, `SELECT live, available FROM client_balances WHERE client_id = $1`, f.client).Scan(&live, &available); err != nil {
+		t.Fatal(err)
+	}
+	if !live.Equal(want) || !available.Equal(want) {
+		t.Fatalf("live %s, available %s; want both %s", live, available, want)
+	}
 }

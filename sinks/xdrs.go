@@ -19,7 +19,7 @@ const insertXDRs = `INSERT INTO xdrs (cdr_id, switch, event_time, setup_time, co
 	currency, version)`
 
 const insertRaw = `INSERT INTO cdrs_raw (cdr_id, switch, setup_time, connect_time, disconnect_time, raw, received_at,
-	kafka_partition, kafka_offset, version)`
+	kafka_partition, kafka_offset, version, duplicate_of)`
 
 // chunkRows is how many rows go to ClickHouse in one block. The driver's
 // column buffers are reset, not freed, after each block, so an insert of any
@@ -30,7 +30,8 @@ const chunkRows = 8192
 
 // writeClickHouse writes the raw CDRs and xDRs of one or more batches,
 // skipping duplicates, as one insert per table, gathering blocks in xc and
-// rc (kept by the caller for the next insert).
+// rc (kept by the caller for the next insert). An error that refuses the
+// data rather than the moment wraps rater.ErrRefused (see clickHouseErr).
 func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, xc *xdrCols, rc *rawCols) error {
 	n := 0
 	for _, xs := range parts {
@@ -49,10 +50,10 @@ func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, x
 	xerr := send(ctx, ch, insertXDRs, parts, xc)
 	rerr := <-rawErr
 	if xerr != nil {
-		return fmt.Errorf("insert xdrs: %w", xerr)
+		return clickHouseErr(fmt.Errorf("insert xdrs: %w", xerr))
 	}
 	if rerr != nil {
-		return fmt.Errorf("insert cdrs_raw: %w", rerr)
+		return clickHouseErr(fmt.Errorf("insert cdrs_raw: %w", rerr))
 	}
 	return nil
 }
@@ -77,7 +78,9 @@ func send(ctx context.Context, ch driver.Conn, query string, parts [][]rater.XDR
 	flush := func() error {
 		for i, col := range c.columns() {
 			if err := batch.Column(i).Append(col); err != nil {
-				return fmt.Errorf("column %d: %w", i, err)
+				// The driver checks each value against its column's type
+				// (a DateTime outside 1970–2105, say): the data's fault.
+				return refused(fmt.Errorf("column %d: %w", i, err))
 			}
 		}
 		c.reset()
@@ -188,7 +191,7 @@ func (k *xdrCols) reset() {
 
 // rawCols is one block of the cdrs_raw table.
 type rawCols struct {
-	ids, switches, raws           []string
+	ids, switches, raws, dupOf    []string
 	setups, disconnects, received []time.Time
 	connects                      []*time.Time
 	partitions                    []int32
@@ -214,15 +217,16 @@ func (k *rawCols) add(x *rater.XDR) {
 	k.partitions = append(k.partitions, int32(x.Partition))
 	k.offsets = append(k.offsets, x.Offset)
 	k.versions = append(k.versions, x.Version)
+	k.dupOf = append(k.dupOf, x.ConflictOf)
 }
 
 func (k *rawCols) columns() []any {
-	return []any{k.ids, k.switches, k.setups, k.connects, k.disconnects, k.raws, k.received, k.partitions, k.offsets, k.versions}
+	return []any{k.ids, k.switches, k.setups, k.connects, k.disconnects, k.raws, k.received, k.partitions, k.offsets, k.versions, k.dupOf}
 }
 
 func (k *rawCols) reset() {
 	*k = rawCols{
-		ids: clear0(k.ids), switches: clear0(k.switches), raws: clear0(k.raws),
+		ids: clear0(k.ids), switches: clear0(k.switches), raws: clear0(k.raws), dupOf: clear0(k.dupOf),
 		setups: clear0(k.setups), disconnects: clear0(k.disconnects), received: clear0(k.received),
 		connects:   clear0(k.connects),
 		partitions: k.partitions[:0], offsets: k.offsets[:0], versions: k.versions[:0],

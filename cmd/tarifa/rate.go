@@ -305,13 +305,13 @@ func (o *offlineRater) rateLine(dst, line []byte, tooLong bool, c *ingest.CDR) [
 		}
 		return appendMismatch(dst, c.ID, rater.ReasonMalformed, detail)
 	}
-	number, ok := ingest.NormalizeNumber(c.Dst)
-	if !ok {
-		return appendMismatch(dst, c.ID, rater.ReasonMalformed, "dst: not a number")
+	number, problem := ingest.CheckNumber(c.Dst)
+	if problem != "" {
+		return appendMismatch(dst, c.ID, rater.ReasonMalformed, problem)
 	}
 	p := rater.PriceCall(o.deck, number, c, o.billBy, o.loc)
 	if p.Rate == nil {
-		return appendMismatch(dst, c.ID, p.Reason, "")
+		return appendMismatch(dst, c.ID, p.Reason, p.Detail)
 	}
 	dst = append(dst, `{"id":`...)
 	dst = appendJSONString(dst, c.ID)
