@@ -56,6 +56,9 @@ func TestWorkerSurvivesOutages(t *testing.T) {
 	waitReady(t, addr, true, 60*time.Second, p)
 	waitConsumed(t, db, topic, total, 90*time.Second, p)
 	sinkErrors := metricSum(t, addr, "tarifa_sink_errors_total")
+	if q := metricSum(t, addr, "tarifa_cdrs_quarantined_total"); q != 0 {
+		t.Errorf("%v messages quarantined during outages: an outage is retried, never blamed on the messages", q)
+	}
 	p.stop(t)
 
 	checkInvariants(t, db, ts, 0)
