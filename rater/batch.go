@@ -8,18 +8,24 @@ import (
 	"github.com/tarifa/tarifa/ingest"
 )
 
-// batchRater decodes and rates messages into XDRs; it is owned by one
-// partition goroutine and reuses its hashing state.
-type batchRater struct {
+// Rater decodes and rates messages into XDRs: the one path from the bytes a
+// switch sent to a rated xDR, used by the worker for live traffic and by
+// rerating jobs for the raw CDRs of the past. A Rater is owned by one
+// goroutine (it reuses its hashing state); make one per goroutine.
+type Rater struct {
 	keys *keyer
 }
 
-func newBatchRater() *batchRater { return &batchRater{keys: newKeyer()} }
+// NewRater returns a Rater.
+func NewRater() *Rater { return &Rater{keys: newKeyer()} }
 
-// rate fills x from message m rated against cat. No input may stop the
-// worker (DESIGN.md invariant 3): a panic while rating one message turns
-// that message into a malformed xDR instead.
-func (r *batchRater) rate(cat *Catalog, m *ingest.Message, x *XDR, version uint64) {
+// Rate fills x from message m rated against cat: the decoded CDR, its
+// dedupe key and content hash, both legs' rating, or a malformed xDR with
+// its detail. version is the xDR version until a store stamps its own. No
+// input may stop the worker (DESIGN.md invariant 3): a panic while rating
+// one message turns that message into a malformed xDR instead. x keeps its
+// decode buffer from a previous use.
+func (r *Rater) Rate(cat *Catalog, m *ingest.Message, x *XDR, version uint64) {
 	*x = XDR{CDR: x.CDR} // Decode resets the CDR but keeps its decode buffer
 	x.Raw, x.Partition, x.Offset, x.Received, x.Version = m.Value, m.Partition, m.Offset, receivedAt(m.Time), version
 	defer func() {
@@ -43,7 +49,7 @@ func (r *batchRater) rate(cat *Catalog, m *ingest.Message, x *XDR, version uint6
 // malformed marks x malformed (see MarkMalformed) and, when it keeps its
 // id, gives it the dedupe key and content hash that let the store keep it
 // off the row of a billed CDR with the same id.
-func (r *batchRater) malformed(x *XDR, err error) {
+func (r *Rater) malformed(x *XDR, err error) {
 	MarkMalformed(x, err)
 	if x.ID == x.CDR.ID && x.ID != "" {
 		r.keys.key(x.CDR.Switch, x.CDR.ID, &x.Key)

@@ -284,7 +284,7 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 		return nil // stopping
 	}
 	w.log.Info("partition started", "topic", p.Topic, "partition", p.ID, "offset", next)
-	r := newBatchRater()
+	r := NewRater()
 	msgs := make([]ingest.Message, 0, w.cfg.BatchSize)
 	batch := &Batch{Topic: p.Topic, Partition: p.ID, XDRs: make([]XDR, 0, w.cfg.BatchSize)}
 	for {
@@ -343,7 +343,7 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 // malformed xDR with the sink's complaint, its bytes kept in cdrs_raw —
 // and the partition moves on. It returns ErrFenced, or an error when it
 // stops without having flushed.
-func (w *Worker) commitRange(ctx context.Context, r *batchRater, partition int, msgs []ingest.Message, b *Batch, stored, next int64,
+func (w *Worker) commitRange(ctx context.Context, r *Rater, partition int, msgs []ingest.Message, b *Batch, stored, next int64,
 	done func(*Batch, CommitResult)) error {
 	b.First, b.Next, b.Stored = msgs[0].Offset, next, stored
 	res, err := w.rateAndCommit(ctx, r, msgs, b, nil)
@@ -370,7 +370,7 @@ func (w *Worker) commitRange(ctx context.Context, r *batchRater, partition int, 
 // refusal, as a malformed xDR (MarkQuarantined). Should a sink refuse even
 // that, the refusal is not the message's fault: it is retried like an
 // outage until it commits or the worker stops.
-func (w *Worker) quarantine(ctx context.Context, r *batchRater, msgs []ingest.Message, b *Batch, refusal error,
+func (w *Worker) quarantine(ctx context.Context, r *Rater, msgs []ingest.Message, b *Batch, refusal error,
 	done func(*Batch, CommitResult)) error {
 	m := msgs[0]
 	w.log.Error("message quarantined: a sink refused it; stored as malformed with the reason", "partition", m.Partition,
@@ -399,7 +399,7 @@ func (w *Worker) quarantine(ctx context.Context, r *batchRater, msgs []ingest.Me
 // mark (when not nil) to each XDR, and commits b, retrying outages (see
 // commit). A batch that refers to catalog objects that no longer exist is
 // rated again against a freshly loaded catalog.
-func (w *Worker) rateAndCommit(ctx context.Context, r *batchRater, msgs []ingest.Message, b *Batch, mark func(*XDR)) (CommitResult, error) {
+func (w *Worker) rateAndCommit(ctx context.Context, r *Rater, msgs []ingest.Message, b *Batch, mark func(*XDR)) (CommitResult, error) {
 	for stale := 0; ; stale++ {
 		cat := w.catalog.Load()
 		version := uint64(time.Now().UnixNano())
@@ -413,7 +413,7 @@ func (w *Worker) rateAndCommit(ctx context.Context, r *batchRater, msgs []ingest
 				b.XDRs = append(b.XDRs, XDR{})
 			}
 			x := &b.XDRs[len(b.XDRs)-1]
-			r.rate(cat, &msgs[i], x, version)
+			r.Rate(cat, &msgs[i], x, version)
 			if mark != nil {
 				mark(x)
 			}

@@ -93,7 +93,7 @@ func TestCommitRangeIsolatesRefusedMessages(t *testing.T) {
 	msgs := messages(100, poison)
 	b := &Batch{Topic: "cdrs"}
 	var commits int
-	err := w.commitRange(context.Background(), newBatchRater(), 0, msgs, b, -1, msgs[99].Offset+1, func(b *Batch, _ CommitResult) { commits++ })
+	err := w.commitRange(context.Background(), NewRater(), 0, msgs, b, -1, msgs[99].Offset+1, func(b *Batch, _ CommitResult) { commits++ })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestQuarantineRefusedAgainIsAnOutage(t *testing.T) {
 	}
 	w, _ := testWorker(t, store)
 	msgs := messages(8, nil)
-	err := w.commitRange(context.Background(), newBatchRater(), 0, msgs, &Batch{Topic: "cdrs"}, -1, msgs[7].Offset+1, func(*Batch, CommitResult) {})
+	err := w.commitRange(context.Background(), NewRater(), 0, msgs, &Batch{Topic: "cdrs"}, -1, msgs[7].Offset+1, func(*Batch, CommitResult) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestCommitRangeRetriesOutages(t *testing.T) {
 	w, _ := testWorker(t, store)
 	msgs := messages(50, nil)
 	commits := 0
-	if err := w.commitRange(context.Background(), newBatchRater(), 0, msgs, &Batch{Topic: "cdrs"}, -1, msgs[49].Offset+1,
+	if err := w.commitRange(context.Background(), NewRater(), 0, msgs, &Batch{Topic: "cdrs"}, -1, msgs[49].Offset+1,
 		func(*Batch, CommitResult) { commits++ }); err != nil {
 		t.Fatal(err)
 	}
@@ -170,9 +170,9 @@ func TestMarkMalformedSafeTimes(t *testing.T) {
 	received := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
 	f := func(msg, wantID, wantSetup, wantDetail string) {
 		t.Helper()
-		r := newBatchRater()
+		r := NewRater()
 		var x XDR
-		r.rate(testCatalog(t), &ingest.Message{Partition: 2, Offset: 7, Time: received, Value: []byte(msg)}, &x, 1)
+		r.Rate(testCatalog(t), &ingest.Message{Partition: 2, Offset: 7, Time: received, Value: []byte(msg)}, &x, 1)
 		if !x.Malformed || x.Detail != wantDetail {
 			t.Fatalf("%s: malformed %v detail %q, want %q", msg, x.Malformed, x.Detail, wantDetail)
 		}

@@ -13,11 +13,14 @@ import (
 // insertTimeout bounds one coalesced insert.
 const insertTimeout = 2 * time.Minute
 
-// chWriter coalesces the ClickHouse writes of concurrent batch commits: one
-// goroutine inserts, and every batch that arrives while it is busy goes out
-// with the next insert. Fewer, larger inserts cost ClickHouse less per row
-// (part creation, then merging) than one insert per partition batch.
-type chWriter struct {
+// XDRWriter is the one writer of rated xDRs to ClickHouse: the worker's
+// commits write xDRs with their raw CDRs, a rerating job writes new xDR
+// versions alone (the raw CDRs do not change). One goroutine inserts, and
+// every write that arrives while it is busy goes out with the next insert:
+// fewer, larger inserts cost ClickHouse less per row (part creation, then
+// merging) than one insert per partition batch. It is safe for concurrent
+// use; Write blocks until its rows are written or failed.
+type XDRWriter struct {
 	ch   driver.Conn
 	xc   xdrCols // blocks of the insert in flight, reused by the next
 	rc   rawCols
@@ -27,24 +30,35 @@ type chWriter struct {
 }
 
 type chRequest struct {
-	xs  []rater.XDR
-	err chan error
+	part writePart
+	err  chan error
 }
 
-// maxCoalesce bounds how many batches share one insert.
+// writePart is the xDRs of one write and whether their raw CDRs go too.
+type writePart struct {
+	xs  []rater.XDR
+	raw bool
+}
+
+// maxCoalesce bounds how many writes share one insert.
 const maxCoalesce = 32
 
-func newCHWriter(ch driver.Conn) *chWriter {
-	w := &chWriter{ch: ch, reqs: make(chan *chRequest), quit: make(chan struct{}), done: make(chan struct{})}
+// NewXDRWriter starts a writer on ch; Close stops it.
+func NewXDRWriter(ch driver.Conn) *XDRWriter {
+	w := &XDRWriter{ch: ch, reqs: make(chan *chRequest), quit: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
 
-// write inserts xs, together with whatever other batches are waiting, and
-// returns once they are written or failed. It waits for the insert even
-// when ctx ends, because the insert reads xs; the insert has its own timeout.
-func (w *chWriter) write(ctx context.Context, xs []rater.XDR) error {
-	req := &chRequest{xs: xs, err: make(chan error, 1)}
+// Write inserts the xDRs of xs that are not duplicates into xdrs, and their
+// raw CDRs into cdrs_raw when raw is set, together with whatever other
+// writes are waiting, and returns once they are written or failed. Rows
+// replace earlier versions of the same CDR (ReplacingMergeTree by version).
+// It waits for the insert even when ctx ends, because the insert reads xs;
+// the insert has its own timeout. An error that refuses the data rather
+// than the moment wraps rater.ErrRefused.
+func (w *XDRWriter) Write(ctx context.Context, xs []rater.XDR, raw bool) error {
+	req := &chRequest{part: writePart{xs: xs, raw: raw}, err: make(chan error, 1)}
 	select {
 	case w.reqs <- req:
 	case <-ctx.Done():
@@ -55,7 +69,10 @@ func (w *chWriter) write(ctx context.Context, xs []rater.XDR) error {
 	return <-req.err
 }
 
-func (w *chWriter) run() {
+// Conn is the ClickHouse connection the writer inserts through.
+func (w *XDRWriter) Conn() driver.Conn { return w.ch }
+
+func (w *XDRWriter) run() {
 	defer close(w.done)
 	for {
 		var first *chRequest
@@ -74,18 +91,18 @@ func (w *chWriter) run() {
 				break gather
 			}
 		}
-		parts := make([][]rater.XDR, len(batch))
+		parts := make([]writePart, len(batch))
 		for i, r := range batch {
-			parts[i] = r.xs
+			parts[i] = r.part
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), insertTimeout)
 		err := writeClickHouse(ctx, w.ch, parts, &w.xc, &w.rc)
 		if err != nil && len(batch) > 1 && errors.Is(err, rater.ErrRefused) {
-			// One batch's data spoiled a shared insert: insert each on its
-			// own, so that only the batch at fault is refused (and split
+			// One write's data spoiled a shared insert: insert each on its
+			// own, so that only the write at fault is refused (and split
 			// by its worker) while the others commit.
 			for _, r := range batch {
-				r.err <- writeClickHouse(ctx, w.ch, [][]rater.XDR{r.xs}, &w.xc, &w.rc)
+				r.err <- writeClickHouse(ctx, w.ch, []writePart{r.part}, &w.xc, &w.rc)
 			}
 			cancel()
 			continue
@@ -97,8 +114,9 @@ func (w *chWriter) run() {
 	}
 }
 
-// close stops the writer after the insert in flight.
-func (w *chWriter) close() {
+// Close stops the writer after the insert in flight; call it after the last
+// Write returned.
+func (w *XDRWriter) Close() {
 	close(w.quit)
 	<-w.done
 }

@@ -80,13 +80,13 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 	// therefore the database's clock from before the look-up: that copy
 	// claims, then locks its partition and takes its version, later, and
 	// its billed row outranks this one (moving xDRs get theirs in Commit).
-	var micros int64
-	if err := pg.QueryRow(ctx, `SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint`).Scan(&micros); err != nil {
-		return nil, pgErr("read the clock", err)
+	clock, err := Clock(ctx, pg)
+	if err != nil {
+		return nil, err
 	}
 	for _, r := range refs {
 		if !r.moves {
-			b.XDRs[r.i].Version = uint64(micros) * 1000
+			b.XDRs[r.i].Version = clock
 		}
 	}
 	// One index probe per key, whatever the planner's statistics say: on a
@@ -465,4 +465,78 @@ func release(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, idx []int) e
 		return pgErr("release dedupe keys", err)
 	}
 	return nil
+}
+
+// RerateTopic is the topic recorded with the dedupe claims of rerating jobs
+// (partition 0, offset the job's id): no Kafka message ever matches it, so a
+// re-send of a CDR a job made billable is always another message's copy.
+const RerateTopic = "rerate"
+
+// Holder is who holds a dedupe claim: the Kafka message that billed the
+// CDR, or a rerating job (Topic RerateTopic, Offset the job's id).
+type Holder struct {
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// ClaimForJob claims, inside tx, the dedupe keys of xs — CDRs a rerating
+// job makes billable — for the job, with their content hashes, exactly as
+// the worker claims the key of a CDR it bills: a later re-send of one of
+// them within the window is a duplicate. It returns, by index in xs, the
+// holder of each key another message or job holds already. Keys are taken
+// in the global key order the workers use, so that the two never deadlock.
+// The claims become visible when tx commits.
+func ClaimForJob(ctx context.Context, tx pgx.Tx, job int64, xs []*rater.XDR) (map[int]Holder, error) {
+	if len(xs) == 0 {
+		return nil, nil
+	}
+	refs := make([]keyRef, len(xs))
+	for i, x := range xs {
+		refs[i] = newRef(x.Key, int32(i), true)
+	}
+	refs = sortRefs(refs)
+	keys := make([][16]byte, len(refs))
+	contents := make([]int64, len(refs))
+	for n, r := range refs {
+		keys[n], contents[n] = r.key(), int64(xs[r.i].Content)
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
+		SELECT key, $2, 0, $3, c FROM unnest($1::uuid[], $4::bigint[]) WITH ORDINALITY AS u(key, c, n) ORDER BY n
+		ON CONFLICT (key) DO NOTHING RETURNING key`, keys, RerateTopic, job, contents)
+	if err != nil {
+		return nil, pgErr("claim rerated keys", err)
+	}
+	claimed := map[[16]byte]bool{}
+	var k [16]byte
+	if _, err := pgx.ForEachRow(rows, []any{&k}, func() error { claimed[k] = true; return nil }); err != nil {
+		return nil, pgErr("claim rerated keys", err)
+	}
+	if len(claimed) == len(refs) {
+		return nil, nil
+	}
+	var taken [][16]byte
+	for _, key := range keys {
+		if !claimed[key] {
+			taken = append(taken, key)
+		}
+	}
+	byKey := map[[16]byte]int{}
+	for _, r := range refs {
+		byKey[r.key()] = int(r.i)
+	}
+	hrows, err := tx.Query(ctx, `SELECT c.key, c.topic, c."partition", c."offset"
+		FROM unnest($1::uuid[]) AS u(key) CROSS JOIN LATERAL (SELECT * FROM cdr_keys WHERE key = u.key LIMIT 1) AS c`, taken)
+	if err != nil {
+		return nil, pgErr("look up rerated keys", err)
+	}
+	out := map[int]Holder{}
+	var h Holder
+	if _, err := pgx.ForEachRow(hrows, []any{&k, &h.Topic, &h.Partition, &h.Offset}, func() error {
+		out[byKey[k]] = h
+		return nil
+	}); err != nil {
+		return nil, pgErr("look up rerated keys", err)
+	}
+	return out, nil
 }

@@ -46,7 +46,7 @@ const DedupeWindow = 48 * time.Hour
 // stored and skips.
 type Store struct {
 	pg     *pgxpool.Pool
-	ch     *chWriter
+	ch     *XDRWriter
 	phases *prometheus.HistogramVec
 }
 
@@ -54,7 +54,7 @@ type Store struct {
 // phase of a commit as tarifa_commit_phase_seconds{phase} on reg. The
 // ClickHouse writes of concurrent commits are coalesced into shared inserts.
 func NewStore(pg *pgxpool.Pool, ch driver.Conn, reg prometheus.Registerer) *Store {
-	s := &Store{pg: pg, ch: newCHWriter(ch), phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	s := &Store{pg: pg, ch: NewXDRWriter(ch), phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tarifa_commit_phase_seconds",
 		Help:    "Time a batch commit spends per phase: lock (offset fence), dedupe, clickhouse, balances, commit.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
@@ -65,7 +65,7 @@ func NewStore(pg *pgxpool.Pool, ch driver.Conn, reg prometheus.Registerer) *Stor
 
 // Close stops the store's ClickHouse writer; call it after the last Commit
 // returned.
-func (s *Store) Close() { s.ch.close() }
+func (s *Store) Close() { s.ch.Close() }
 
 // errClosed is returned by a Commit after Close.
 var errClosed = errors.New("store closed")
@@ -98,7 +98,7 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		return res, err
 	}
 	if len(late) > 0 {
-		if err := billedBefore(ctx, s.ch.ch, s.pg, b, late); err != nil {
+		if err := billedBefore(ctx, s.ch.Conn(), s.pg, b, late); err != nil {
 			return res, err
 		}
 	}
@@ -128,12 +128,12 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 	// that held the lock before, can never outrank the attempt that commits
 	// after it. Zero-cost xDRs got theirs in dedupe.
 	for i := range b.XDRs {
-		if x := &b.XDRs[i]; x.Malformed || x.Duplicate() || moves(x) {
+		if x := &b.XDRs[i]; x.Malformed || x.Duplicate() || x.Conflict() || moves(x) {
 			x.Version = version
 		}
 	}
 	phase("lock")
-	if err := s.ch.write(ctx, b.XDRs); err != nil {
+	if err := s.ch.Write(ctx, b.XDRs, true); err != nil {
 		return res, &rater.SinkError{Sink: "clickhouse", Err: err}
 	}
 	phase("clickhouse")
@@ -180,11 +180,9 @@ func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) (done bool, vers
 	}
 	// Read apart from the locking statement, which may have evaluated its
 	// output before it waited for the lock.
-	var micros int64
-	if err := tx.QueryRow(ctx, `SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint`).Scan(&micros); err != nil {
-		return false, 0, pgErr("read the clock", err)
+	if version, err = Clock(ctx, tx); err != nil {
+		return false, 0, err
 	}
-	version = uint64(micros) * 1000
 	switch {
 	case b.Stored < 0 && stored == b.First, stored == b.Stored:
 		return false, version, nil
@@ -194,34 +192,75 @@ func lockOffset(ctx context.Context, tx pgx.Tx, b *rater.Batch) (done bool, vers
 	return false, 0, fmt.Errorf("partition %d: stored offset %d, this worker expected %d: %w", b.Partition, stored, b.Stored, rater.ErrFenced)
 }
 
-// applyBalances adds the batch's per-client deltas to live balances (in
-// client id order, so concurrent batches lock rows in one order) and raises
-// the low-balance notifications they cause.
+// applyBalances adds the batch's per-client deltas to live balances and
+// raises the low-balance notifications they cause.
 func applyBalances(ctx context.Context, tx pgx.Tx, b *rater.Batch) ([]rater.Notification, error) {
-	deltas := map[int64]*deltaSum{}
+	var d BalanceDeltas
 	for i := range b.XDRs {
 		if x := &b.XDRs[i]; !x.Duplicate() {
-			x.Deltas(func(client, micro int64) {
-				d := deltas[client]
-				if d == nil {
-					d = &deltaSum{}
-					deltas[client] = d
-				}
-				d.add(micro)
-			})
+			d.AddXDR(x)
 		}
 	}
-	if len(deltas) == 0 {
-		return nil, nil
+	return ApplyBalanceDeltas(ctx, tx, &d)
+}
+
+// BalanceDeltas accumulates per-client movements of live balances, exactly:
+// int64 millionths while they fit (always, for real traffic), a decimal
+// beyond. Per-call costs are bounded (rater.MaxCallCostMicro) but a batch
+// of them is not, and a wrapped sum would bill a client a fortune. The zero
+// value is empty and ready; it is not safe for concurrent use.
+type BalanceDeltas struct {
+	m map[int64]*MicroSum
+}
+
+// Add moves client's live balance by micro millionths.
+func (d *BalanceDeltas) Add(client, micro int64) {
+	if micro == 0 {
+		return
 	}
+	if d.m == nil {
+		d.m = map[int64]*MicroSum{}
+	}
+	s := d.m[client]
+	if s == nil {
+		s = &MicroSum{}
+		d.m[client] = s
+	}
+	s.add(micro)
+}
+
+// AddXDR adds the movements x causes (rater.XDR.Deltas).
+func (d *BalanceDeltas) AddXDR(x *rater.XDR) { x.Deltas(d.Add) }
+
+// SubXDR takes back the movements x caused: what a rerating job does for
+// the xDR version it replaces.
+func (d *BalanceDeltas) SubXDR(x *rater.XDR) {
+	x.Deltas(func(client, micro int64) { d.Add(client, -micro) })
+}
+
+// Len is the number of clients whose balance moves.
+func (d *BalanceDeltas) Len() int { return len(d.m) }
+
+// ApplyBalanceDeltas adds d to live balances in tx (in client id order, so
+// concurrent transactions lock rows in one order) and raises the
+// low-balance notifications they cause (rows of notifications, published
+// by the outbox). It is the one place a balance moves with traffic: the
+// worker's commits and rerating jobs both call it.
+func ApplyBalanceDeltas(ctx context.Context, tx pgx.Tx, d *BalanceDeltas) ([]rater.Notification, error) {
+	deltas := d.m
 	ids := make([]int64, 0, len(deltas))
-	for id := range deltas {
-		ids = append(ids, id)
+	for id, s := range deltas {
+		if !s.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	amounts := make([]string, len(ids))
 	for i, id := range ids {
-		amounts[i] = deltas[id].text()
+		amounts[i] = deltas[id].String()
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO balances AS b (client_id, live)
@@ -266,16 +305,60 @@ func applyBalances(ctx context.Context, tx pgx.Tx, b *rater.Batch) ([]rater.Noti
 	return out, nil
 }
 
-// deltaSum is one client's balance movement in a batch: exact int64
-// millionths while they fit (always, for real traffic), a decimal beyond.
-// Per-call costs are bounded (rater.MaxCallCostMicro) but a batch of them
-// is not, and a wrapped sum would bill a client a fortune.
-type deltaSum struct {
+// Querier is what Clock needs of a pool, a connection or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Clock returns PostgreSQL's clock in nanoseconds, at microsecond
+// precision (a multiple of 1000): the version of the xDRs a commit writes.
+// Versions come from the database, not the rating host, so that an attempt
+// on a host whose clock runs ahead never outranks the one that commits
+// after it; taken after the locks that order writers, they order the
+// writes the same way.
+func Clock(ctx context.Context, q Querier) (uint64, error) {
+	var micros int64
+	if err := q.QueryRow(ctx, `SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint`).Scan(&micros); err != nil {
+		return 0, pgErr("read the clock", err)
+	}
+	return uint64(micros) * 1000, nil
+}
+
+// MicroSum is an exact sum of amounts in millionths (per-call costs, balance
+// movements): int64 while it fits, a decimal beyond, so it never wraps. The
+// zero value is 0; it is not safe for concurrent use.
+type MicroSum struct {
 	micro int64
 	big   *decimal.Decimal // set once the sum left int64
 }
 
-func (d *deltaSum) add(micro int64) {
+// Add adds micro millionths.
+func (d *MicroSum) Add(micro int64) { d.add(micro) }
+
+// Decimal returns the sum.
+func (d *MicroSum) Decimal() decimal.Decimal {
+	if d.big != nil {
+		return *d.big
+	}
+	return Decimal(d.micro)
+}
+
+// AddDecimal adds an amount given as a decimal (of at most 6 decimals).
+func (d *MicroSum) AddDecimal(v decimal.Decimal) {
+	if v.IsZero() {
+		return
+	}
+	if m := v.Shift(6); m.IsInteger() && m.Abs().LessThan(maxInt64Dec) {
+		d.add(m.IntPart())
+		return
+	}
+	sum := d.Decimal().Add(v)
+	d.big = &sum
+}
+
+var maxInt64Dec = decimal.NewFromInt(1 << 62)
+
+func (d *MicroSum) add(micro int64) {
 	if d.big == nil {
 		if s, ok := addInt64(d.micro, micro); ok {
 			d.micro = s
@@ -288,7 +371,11 @@ func (d *deltaSum) add(micro int64) {
 	d.big = &v
 }
 
-func (d *deltaSum) text() string {
+// IsZero reports whether the sum is 0.
+func (d *MicroSum) IsZero() bool { return d.big == nil && d.micro == 0 || d.big != nil && d.big.IsZero() }
+
+// String is the sum with 6 decimals.
+func (d *MicroSum) String() string {
 	if d.big != nil {
 		return d.big.StringFixed(6)
 	}

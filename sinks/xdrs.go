@@ -32,13 +32,21 @@ const chunkRows = 8192
 // skipping duplicates, as one insert per table, gathering blocks in xc and
 // rc (kept by the caller for the next insert). An error that refuses the
 // data rather than the moment wraps rater.ErrRefused (see clickHouseErr).
-func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, xc *xdrCols, rc *rawCols) error {
-	n := 0
-	for _, xs := range parts {
-		for i := range xs {
-			if !xs[i].Duplicate() {
+func writeClickHouse(ctx context.Context, ch driver.Conn, parts []writePart, xc *xdrCols, rc *rawCols) error {
+	n, nRaw := 0, 0
+	var xparts, rparts [][]rater.XDR
+	for _, p := range parts {
+		for i := range p.xs {
+			if !p.xs[i].Duplicate() {
 				n++
+				if p.raw {
+					nRaw++
+				}
 			}
+		}
+		xparts = append(xparts, p.xs)
+		if p.raw {
+			rparts = append(rparts, p.xs)
 		}
 	}
 	if n == 0 {
@@ -46,8 +54,12 @@ func writeClickHouse(ctx context.Context, ch driver.Conn, parts [][]rater.XDR, x
 	}
 	// The two inserts go out side by side: each waits mostly on the server.
 	rawErr := make(chan error, 1)
-	go func() { rawErr <- send(ctx, ch, insertRaw, parts, rc) }()
-	xerr := send(ctx, ch, insertXDRs, parts, xc)
+	if nRaw > 0 {
+		go func() { rawErr <- send(ctx, ch, insertRaw, rparts, rc) }()
+	} else {
+		rawErr <- nil
+	}
+	xerr := send(ctx, ch, insertXDRs, xparts, xc)
 	rerr := <-rawErr
 	if xerr != nil {
 		return clickHouseErr(fmt.Errorf("insert xdrs: %w", xerr))
