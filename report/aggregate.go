@@ -236,6 +236,11 @@ func keyList(q aggQuery, timeCol string) (sel, group string) {
 	return "[" + strings.Join(exprs, ", ") + "]", strings.Join(names, ", ") + ", orig_currency, term_currency"
 }
 
+// costCurrency is the currency of a call's cost: its vendor's, or its
+// customer's when it has no rated vendor side (a cost of 0 is the same in
+// any currency), so such calls group with the others of their customer.
+const costCurrency = "if(term_currency = '', orig_currency, term_currency)"
+
 // answered is the condition of an answered call in xdrs.
 const answered = "(duration_ms > 0 OR isNotNull(connect_time))"
 
@@ -250,13 +255,13 @@ func (r *Reports) aggregateRaw(ctx context.Context, q aggQuery, hours []time.Tim
 	if hours != nil {
 		conds = append(conds, hourRanges("setup_time", hours))
 	}
-	query := `SELECT ` + sel + ` AS keys, orig_currency, term_currency,
+	query := `SELECT ` + sel + ` AS keys, orig_currency, ` + costCurrency + ` AS cost_currency,
 		count(), countIf(` + answered + `), sumIf(duration_ms, ` + answered + `), sum(toUInt64(orig_billed_seconds)),
 		toString(sum(orig_cost)), countIf(` + termRated + `), sumIf(toUInt64(term_billed_seconds), ` + termRated + `),
 		toString(sum(term_cost))
 	FROM xdrs FINAL
 	WHERE ` + strings.Join(conds, " AND ") + `
-	GROUP BY ` + group
+	GROUP BY ` + strings.Replace(group, "term_currency", "cost_currency", 1)
 	return r.scanGroups(ctx, query, len(q.By))
 }
 

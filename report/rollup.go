@@ -196,13 +196,13 @@ func (r *Reports) refreshHours(ctx context.Context, hours []time.Time, seen []in
 			term_client_id, orig_code_name, orig_currency, term_currency, calls, answered, answered_ms, orig_billed_seconds,
 			orig_cost, term_calls, term_billed_seconds, term_cost, gen)
 		SELECT toStartOfHour(setup_time) AS sh, toStartOfHour(event_time) AS eh, reseller_id, orig_client_id, orig_account_id,
-			term_client_id, orig_code_name, orig_currency, term_currency,
+			term_client_id, orig_code_name, orig_currency, `+costCurrency+` AS cost_currency,
 			count(), countIf(`+answered+`), sumIf(duration_ms, `+answered+`), sum(toUInt64(orig_billed_seconds)),
 			sum(orig_cost), countIf(`+termRated+`), sumIf(toUInt64(term_billed_seconds), `+termRated+`), sum(term_cost),
 			transform(toUInt32(sh), [`+strings.Join(keys, ",")+`], [`+strings.Join(vals, ",")+`], 0)
 		FROM xdrs FINAL
 		WHERE status = 'rated' AND `+hourRanges("setup_time", hours)+`
-		GROUP BY sh, eh, reseller_id, orig_client_id, orig_account_id, term_client_id, orig_code_name, orig_currency, term_currency`); err != nil {
+		GROUP BY sh, eh, reseller_id, orig_client_id, orig_account_id, term_client_id, orig_code_name, orig_currency, cost_currency`); err != nil {
 		return fmt.Errorf("refresh rollups: compute: %w", err)
 	}
 	maxEvent := map[int64]time.Time{}

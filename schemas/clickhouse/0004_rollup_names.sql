@@ -1,6 +1,7 @@
 -- xdrs_rollup: the rated calls of xdrs FINAL summed per hour of setup time,
 -- hour of event time and every grouping the summary and orig-term reports
--- offer except the code. Rows of one setup hour are written together under
+-- offer except the code (term_currency is the cost's currency: the orig one for
+-- calls without a rated vendor side). Rows of one setup hour are written together under
 -- one generation (gen, from PostgreSQL's rollup_gen); a report reads the
 -- generation that rollup_hours names for the hour, so a recomputed hour
 -- replaces its figures whole, including groups that vanished. Older
