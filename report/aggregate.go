@@ -147,6 +147,7 @@ func (r *Reports) aggregate(ctx context.Context, q aggQuery) ([]Group, Source, e
 	}
 	if !useRollup {
 		gs, err := r.aggregateRaw(ctx, q, nil)
+		sortGroups(gs)
 		return gs, Source{RawHours: -1}, err
 	}
 	for attempt := 0; attempt < 3; attempt++ {
@@ -180,6 +181,7 @@ func (r *Reports) aggregate(ctx context.Context, q aggQuery) ([]Group, Source, e
 	// The rollups kept moving under the reads (a refresh of many hours):
 	// read everything from the source instead.
 	gs, err := r.aggregateRaw(ctx, q, nil)
+	sortGroups(gs)
 	return gs, Source{RawHours: -1}, err
 }
 

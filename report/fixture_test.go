@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"hash/fnv"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
 
 	"github.com/tarifa/tarifa/catalog"
 	"github.com/tarifa/tarifa/ingest"
@@ -152,4 +154,116 @@ func golden(t *testing.T, name string, tab *report.Table, format string) {
 	if !bytes.Equal(b.Bytes(), want) {
 		t.Errorf("%s differs from the golden file (go test ./report -update rewrites it):\n%s", name, b.String())
 	}
+}
+
+// xdrRow is the part of an xdrs row the rerating of a test changes.
+type xdrRow struct {
+	ID, Switch                           string
+	EventTime, SetupTime, Disconnect     time.Time
+	Connect                              *time.Time
+	DurationMs                           uint64
+	Dst, Status, Reason                  string
+	ResellerID, OrigClientID             uint64
+	OrigAccountID                        uint64
+	OrigCode, OrigCodeName               string
+	OrigBilled                           uint32
+	OrigCost                             decimal.Decimal
+	TermClientID                         uint64
+	TermReason                           string
+	TermBilled                           uint32
+	TermCost                             decimal.Decimal
+	Currency, OrigCurrency, TermCurrency string
+	Version                              uint64
+}
+
+const xdrRowCols = `cdr_id, switch, event_time, setup_time, disconnect_time, connect_time, duration_ms, dst, status, reason,
+	reseller_id, orig_client_id, orig_account_id, orig_code, orig_code_name, orig_billed_seconds, orig_cost,
+	term_client_id, term_reason, term_billed_seconds, term_cost, currency, orig_currency, term_currency, version`
+
+func (x *xdrRow) fields() []any {
+	return []any{&x.ID, &x.Switch, &x.EventTime, &x.SetupTime, &x.Disconnect, &x.Connect, &x.DurationMs, &x.Dst, &x.Status, &x.Reason,
+		&x.ResellerID, &x.OrigClientID, &x.OrigAccountID, &x.OrigCode, &x.OrigCodeName, &x.OrigBilled, &x.OrigCost,
+		&x.TermClientID, &x.TermReason, &x.TermBilled, &x.TermCost, &x.Currency, &x.OrigCurrency, &x.TermCurrency, &x.Version}
+}
+
+// rerate writes a new version of the current xDR of each CDR in change,
+// changed by its function, and marks its hour as the commit path does (a
+// rerating job commits through the same store).
+func (f *fixture) rerate(change map[string]func(x *xdrRow)) []xdrRow {
+	f.t.Helper()
+	ctx := context.Background()
+	rows, err := f.db.CH.Query(ctx, `SELECT `+xdrRowCols+` FROM xdrs FINAL ORDER BY cdr_id`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var xs []xdrRow
+	for rows.Next() {
+		var x xdrRow
+		if err := rows.Scan(x.fields()...); err != nil {
+			f.t.Fatal(err)
+		}
+		if fn, ok := change[x.ID]; ok {
+			fn(&x)
+			x.Version++
+			xs = append(xs, x)
+		}
+	}
+	rows.Close()
+	f.writeRows(xs)
+	return xs
+}
+
+// writeRows inserts xs into xdrs and marks their setup hours in one
+// PostgreSQL transaction after the insert, as Store.Commit does.
+func (f *fixture) writeRows(xs []xdrRow) {
+	f.t.Helper()
+	ctx := context.Background()
+	b, err := f.db.CH.PrepareBatch(ctx, `INSERT INTO xdrs (`+xdrRowCols+`)`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var marks []rater.XDR
+	for _, x := range xs {
+		v := x
+		p := v.fields()
+		vals := make([]any, len(p))
+		for i := range p {
+			vals[i] = derefAny(p[i])
+		}
+		if err := b.Append(vals...); err != nil {
+			f.t.Fatal(err)
+		}
+		marks = append(marks, rater.XDR{CDR: ingest.CDR{SetupTime: x.SetupTime}})
+	}
+	if err := b.Send(); err != nil {
+		f.t.Fatal(err)
+	}
+	tx, err := f.db.PG.Begin(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := sinks.MarkRollupHours(ctx, tx, marks); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func derefAny(p any) any {
+	switch v := p.(type) {
+	case *string:
+		return *v
+	case *time.Time:
+		return *v
+	case **time.Time:
+		return *v
+	case *uint64:
+		return *v
+	case *uint32:
+		return *v
+	case *decimal.Decimal:
+		return *v
+	}
+	panic(fmt.Sprintf("BUG: no case for %T", p))
 }

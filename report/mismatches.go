@@ -100,7 +100,7 @@ func (r *Reports) Mismatches(ctx context.Context, s Scope, q MismatchQuery) (*Mi
 		if(status = 'mismatch', 'orig', 'term') AS side,
 		multiIf(status = 'mismatch', reason, term_reason != '', term_reason, '` + NoTermLeg + `') AS why,
 		count() AS n, sum(duration_ms),
-		arrayMap(x -> x.1, `+examples+`), arrayMap(x -> x.2, `+examples+`), arrayMap(x -> x.3, `+examples+`),
+		arrayMap(x -> x.1, ` + examples + `), arrayMap(x -> x.2, ` + examples + `), arrayMap(x -> x.3, ` + examples + `),
 		minIf(detail, detail != '')
 	FROM xdrs FINAL
 	WHERE ` + strings.Join(conds, " AND ") + `
