@@ -205,6 +205,16 @@ func (r *Reports) refreshHours(ctx context.Context, hours []time.Time, seen []in
 		GROUP BY sh, eh, reseller_id, orig_client_id, orig_account_id, term_client_id, orig_code_name, orig_currency, cost_currency`); err != nil {
 		return fmt.Errorf("refresh rollups: compute: %w", err)
 	}
+	if err := r.ch.Exec(ctx, `INSERT INTO xdrs_rollup_clients (setup_hour, event_hour, reseller_id, orig_client_id, term_client_id,
+			orig_currency, term_currency, calls, answered, answered_ms, orig_billed_seconds, orig_cost, term_calls,
+			term_billed_seconds, term_cost, gen)
+		SELECT setup_hour, event_hour, reseller_id, orig_client_id, term_client_id, orig_currency, term_currency,
+			sum(calls), sum(answered), sum(answered_ms), sum(orig_billed_seconds), sum(orig_cost), sum(term_calls),
+			sum(term_billed_seconds), sum(term_cost), gen
+		FROM xdrs_rollup WHERE gen IN (`+strings.Join(genList, ",")+`)
+		GROUP BY setup_hour, event_hour, reseller_id, orig_client_id, term_client_id, orig_currency, term_currency, gen`); err != nil {
+		return fmt.Errorf("refresh rollups: compute per client: %w", err)
+	}
 	maxEvent := map[int64]time.Time{}
 	crows, err := r.ch.Query(ctx, `SELECT setup_hour, max(event_hour) FROM xdrs_rollup WHERE gen IN (`+strings.Join(genList, ",")+`) GROUP BY setup_hour`)
 	if err != nil {

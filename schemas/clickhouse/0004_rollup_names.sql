@@ -29,6 +29,30 @@ CREATE TABLE IF NOT EXISTS xdrs_rollup (
 PARTITION BY toYYYYMM(setup_hour)
 ORDER BY (setup_hour, event_hour, reseller_id, orig_client_id, orig_account_id, term_client_id, orig_code_name, orig_currency, term_currency);
 
+-- xdrs_rollup_clients: xdrs_rollup without the account and the code name,
+-- the same generations: what summaries by time, reseller and client read
+-- (a few hundred rows per hour instead of thousands).
+CREATE TABLE IF NOT EXISTS xdrs_rollup_clients (
+    setup_hour           DateTime,
+    event_hour           DateTime,
+    reseller_id          UInt64,
+    orig_client_id       UInt64,
+    term_client_id       UInt64,
+    orig_currency        String,
+    term_currency        String,
+    calls                UInt64,
+    answered             UInt64,
+    answered_ms          UInt64,
+    orig_billed_seconds  UInt64,
+    orig_cost            Decimal(18, 6),
+    term_calls           UInt64,
+    term_billed_seconds  UInt64,
+    term_cost            Decimal(18, 6),
+    gen                  UInt64
+) ENGINE = ReplacingMergeTree(gen)
+PARTITION BY toYYYYMM(setup_hour)
+ORDER BY (setup_hour, event_hour, reseller_id, orig_client_id, term_client_id, orig_currency, term_currency);
+
 -- Names for analysts, copied from the PostgreSQL catalog (ClickHouse 18.16
 -- has no PostgreSQL dictionary source): the worker and the API keep them in
 -- sync within a minute of a catalog change, `tarifa migrate` on every run.
