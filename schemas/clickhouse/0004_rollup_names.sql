@@ -54,8 +54,8 @@ PARTITION BY toYYYYMM(setup_hour)
 ORDER BY (setup_hour, event_hour, reseller_id, orig_client_id, term_client_id, orig_currency, term_currency);
 
 -- Names for analysts, copied from the PostgreSQL catalog (ClickHouse 18.16
--- has no PostgreSQL dictionary source): the worker and the API keep them in
--- sync within a minute of a catalog change, `tarifa migrate` on every run.
+-- has no PostgreSQL dictionary source): every worker copies them within a
+-- minute of a catalog change, and `tarifa migrate` on every run.
 -- Read with FINAL; version is the catalog version they were copied at.
 CREATE TABLE IF NOT EXISTS resellers (
     id         UInt64,
