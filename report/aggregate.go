@@ -125,9 +125,9 @@ type Source struct {
 
 func (s Source) String() string {
 	if s.RawHours < 0 {
-		return "read from xdrs FINAL"
+		return "Read from xdrs FINAL"
 	}
-	return fmt.Sprintf("read from the rollups of %d setup hours and xdrs FINAL for %d more", s.RollupHours, s.RawHours)
+	return fmt.Sprintf("Read from the rollups of %d setup hours and xdrs FINAL for %d more", s.RollupHours, s.RawHours)
 }
 
 // aggregate sums the rated calls of q.Period grouped by q.By and the two
