@@ -11,7 +11,7 @@ VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_LD := -ldflags "-X main.version=$(VERSION)"
 WITH_ENV   := set -a && source $$( $(STACK) env >/dev/null 2>&1 && echo $(ENV) ) && set +a &&
 
-.PHONY: build test demo bench bench-e2e fuzz lint up down status migrate clean
+.PHONY: build test demo bench bench-e2e bench-reports fuzz lint up down status migrate clean
 
 build:
 	go build $(GOFLAGS_LD) -o $(BIN) ./cmd/tarifa
@@ -44,6 +44,12 @@ bench:
 # this machine; prints CDRs/s and the seconds spent per commit phase.
 bench-e2e: up
 	$(WITH_ENV) go test -run '^$$' -bench WorkerEndToEnd -benchtime 1x -timeout 30m ./cmd/tarifa
+
+# bench-reports: the summary by day x orig client over 10M xDRs generated
+# straight into ClickHouse, after a 1% rerating and late CDRs; every stage
+# is checked against xdrs FINAL and both times are printed.
+bench-reports: up
+	$(WITH_ENV) go test -run '^$$' -bench Summary10M -benchtime 1x -timeout 60m ./report
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseCSV -fuzztime 30s ./codedeck

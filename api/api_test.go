@@ -14,8 +14,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/sinks/sinktest"
 )
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // testEnv is one server on a private database with an admin token.
 type testEnv struct {
@@ -38,7 +41,7 @@ func newEnv(t *testing.T) *testEnv {
 		defer e.mu.Unlock()
 		return e.xdrs[id], nil
 	}
-	s, err := New(Config{}, e.db.PG, count, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	s, err := New(Config{Reports: report.New(e.db.PG, e.db.CH, quietLog)}, e.db.PG, count, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

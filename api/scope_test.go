@@ -101,6 +101,10 @@ func TestScopeMatrix(t *testing.T) {
 
 		{"POST", "/v1/authorize", ids{}, func(int64) any { return map[string]any{"src_ip": "192.0.2.1", "dst": "4412"} }, all(ok)},
 		{"GET", "/v1/audit", ids{}, nil, all(ok)},
+		{"GET", "/v1/reports/summary?from=2024-01-01&to=2024-02-01&by=orig_client&client={id}", ids{c1, c2}, nil, [3][2]int{{ok, ok}, {ok, ok}, {ok, ok}}},
+		{"GET", "/v1/reports/origterm?from=2024-01-01&to=2024-02-01&client={id}", ids{c1, c2}, nil, all(ok)},
+		{"GET", "/v1/reports/mismatches?from=2024-01-01&to=2024-02-01&client={id}", ids{c1, c2}, nil, [3][2]int{{ok, ok}, {ok, ok}, {ok, ok}}},
+		{"GET", "/v1/reports/balance?from=2024-01-01&to=2024-01-03&client={id}", ids{c1, c2}, nil, [3][2]int{{ok, ok}, {ok, ok}, {ok, ok}}},
 		// destructive ones last
 		{"DELETE", "/v1/managers/{id}", ids{m1, m2}, nil, scoped(ok)},
 		{"DELETE", "/v1/accounts/{id}", ids{a1, a2}, nil, scoped(ok)},

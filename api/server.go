@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tarifa/tarifa/rater"
+	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/sinks"
 )
 
@@ -27,6 +28,8 @@ type Config struct {
 	// MaxBody bounds a request body (a rate deck CSV is the largest).
 	// Default 64 MiB.
 	MaxBody int64
+	// Reports serves /v1/reports/…; nil answers them 503 (no ClickHouse).
+	Reports *report.Reports
 }
 
 // Validate fills defaults and checks the settings.
@@ -128,7 +131,7 @@ type route struct {
 
 func (s *Server) routes() []route {
 	const ar, arc = admin | reseller, admin | reseller | client
-	return []route{
+	return append([]route{
 		{"GET", "/healthz", public, "liveness: the server answers and PostgreSQL is reachable", s.healthz},
 		{"GET", "/v1/openapi.json", public, "this API's OpenAPI document", s.openapi},
 
@@ -173,7 +176,7 @@ func (s *Server) routes() []route {
 
 		{"POST", "/v1/authorize", ar, "prepaid authorization of a call: allowed, rate and longest affordable duration", s.authorize},
 		{"GET", "/v1/audit", ar, "the audit log (?entity, ?entity_id, ?actor, ?from, ?to)", s.listAudit},
-	}
+	}, s.reportRoutes()...)
 }
 
 // wrap adds what every route shares: the body limit, authentication, the

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -106,7 +107,7 @@ func migrateClickHouse(ctx context.Context, conn driver.Conn, migrations []schem
 			continue
 		}
 		for i, stmt := range schemas.Statements(m.SQL) {
-			if err := conn.Exec(ctx, stmt); err != nil {
+			if err := conn.Exec(ctx, stmt); err != nil && !addedBefore(stmt, err) {
 				return done, fmt.Errorf("clickhouse migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -117,6 +118,17 @@ func migrateClickHouse(ctx context.Context, conn driver.Conn, migrations []schem
 		done = append(done, m.Version)
 	}
 	return done, nil
+}
+
+// addedBefore reports whether err is ClickHouse refusing an ALTER TABLE …
+// ADD COLUMN because the column exists: 18.16 has no ADD COLUMN IF NOT
+// EXISTS, and a migration's ALTER adds all its columns at once or none, so
+// an existing column means a run that stopped before recording the
+// migration applied it.
+func addedBefore(stmt string, err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == 44 && strings.Contains(stmt, "ADD COLUMN") &&
+		strings.HasPrefix(strings.TrimSpace(stmt), "ALTER TABLE")
 }
 
 // recordClickHouseMigration inserts through a batch: ClickHouse 18.16 does not

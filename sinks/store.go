@@ -140,6 +140,9 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 	if res.Notifications, err = applyBalances(ctx, tx, b); err != nil {
 		return res, err
 	}
+	if err := MarkRollupHours(ctx, tx, b.XDRs); err != nil {
+		return res, err
+	}
 	if _, err := tx.Exec(ctx, `UPDATE consumed_offsets SET next_offset = $3, updated_at = now() WHERE topic = $1 AND "partition" = $2`,
 		b.Topic, b.Partition, b.Next); err != nil {
 		return res, pgErr("store offset", err)

@@ -16,7 +16,8 @@ const insertXDRs = `INSERT INTO xdrs (cdr_id, switch, event_time, setup_time, co
 	src_ip, status, reason, detail, reseller_id,
 	orig_client_id, orig_account_id, orig_code, orig_code_name, orig_rate, orig_billed_seconds, orig_cost,
 	term_client_id, term_account_id, term_reason, term_code, term_code_name, term_rate, term_billed_seconds, term_cost,
-	currency, version)`
+	currency, version,
+	orig_currency, term_currency, ani, src_user, term_ip, term_user, sip_code, cause)`
 
 const insertRaw = `INSERT INTO cdrs_raw (cdr_id, switch, setup_time, connect_time, disconnect_time, raw, received_at,
 	kafka_partition, kafka_offset, version, duplicate_of)`
@@ -121,6 +122,9 @@ type xdrCols struct {
 	ids, switches, dsts, srcIPs                                   []string
 	statuses, reasons, details, origCodes, origNames, termReasons []string
 	termCodes, termNames, currencies                              []string
+	origCurrencies, termCurrencies, anis, srcUsers, termIPs       []string
+	termUsers                                                     []string
+	sipCodes, causes                                              []int64
 	eventTimes, setupTimes, disconnectTimes                       []time.Time
 	connectTimes                                                  []*time.Time
 	durations, resellers, origClients, origAccounts, termClients  []uint64
@@ -173,6 +177,12 @@ func (k *xdrCols) add(x *rater.XDR) {
 	}
 	k.termBilled = append(k.termBilled, uint32(r.Term.BilledSeconds))
 	k.termCosts = append(k.termCosts, Decimal(r.Term.CostMicro))
+
+	k.origCurrencies = append(k.origCurrencies, r.Orig.Currency)
+	k.termCurrencies = append(k.termCurrencies, r.Term.Currency)
+	k.anis, k.srcUsers = append(k.anis, c.ANI), append(k.srcUsers, c.SrcUser)
+	k.termIPs, k.termUsers = append(k.termIPs, c.TermIP), append(k.termUsers, c.TermUser)
+	k.sipCodes, k.causes = append(k.sipCodes, int64(c.SIPCode)), append(k.causes, int64(c.Cause))
 }
 
 func (k *xdrCols) columns() []any {
@@ -180,7 +190,8 @@ func (k *xdrCols) columns() []any {
 		k.srcIPs, k.statuses, k.reasons, k.details, k.resellers,
 		k.origClients, k.origAccounts, k.origCodes, k.origNames, k.origRates, k.origBilled, k.origCosts,
 		k.termClients, k.termAccounts, k.termReasons, k.termCodes, k.termNames, k.termRates, k.termBilled, k.termCosts,
-		k.currencies, k.versions}
+		k.currencies, k.versions,
+		k.origCurrencies, k.termCurrencies, k.anis, k.srcUsers, k.termIPs, k.termUsers, k.sipCodes, k.causes}
 }
 
 func (k *xdrCols) reset() {
@@ -198,6 +209,9 @@ func (k *xdrCols) reset() {
 		versions:  k.versions[:0],
 		origRates: clear0(k.origRates), origCosts: clear0(k.origCosts), termRates: clear0(k.termRates), termCosts: clear0(k.termCosts),
 		origBilled: k.origBilled[:0], termBilled: k.termBilled[:0],
+		origCurrencies: clear0(k.origCurrencies), termCurrencies: clear0(k.termCurrencies),
+		anis: clear0(k.anis), srcUsers: clear0(k.srcUsers), termIPs: clear0(k.termIPs), termUsers: clear0(k.termUsers),
+		sipCodes: k.sipCodes[:0], causes: k.causes[:0],
 	}
 }
 

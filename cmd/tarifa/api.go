@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tarifa/tarifa/api"
+	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/sinks"
 )
 
@@ -26,7 +27,8 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"rate tables and rates, transactions, balances, prepaid authorization, audit log), its\n"+
 			"OpenAPI document at /v1/openapi.json, /healthz and Prometheus /metrics. Every /v1 call\n"+
 			"needs a bearer token from 'tarifa token create'. ClickHouse is used only to count a\n"+
-			"client's xDRs before a full delete; without it, full deletes are refused.", stderr)
+			"client's xDRs before a full delete and for /v1/reports; without it, full deletes are\n"+
+			"refused and reports answer 503.", stderr)
 	addr := fs.String("addr", env("TARIFA_API_ADDR", "127.0.0.1:8480"), "listen address (TARIFA_API_ADDR)")
 	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)")
 	chDSN := fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN, for xDR counts (TARIFA_CLICKHOUSE_DSN); empty to go without")
@@ -44,12 +46,14 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer pool.Close()
 
 	var xdrs api.XDRCounter
+	var reports *report.Reports
 	if *chDSN != "" {
 		ch, err := sinks.OpenClickHouse(ctx, *chDSN)
 		if err != nil {
 			log.Warn("clickhouse unreachable: full deletes of clients are refused", "dsn", sinks.Redact(*chDSN), "err", err)
 		} else {
 			defer ch.Close()
+			reports = report.New(pool, ch, log)
 			xdrs = func(ctx context.Context, clientID int64) (int64, error) {
 				var n uint64
 				err := ch.QueryRow(ctx, "SELECT count() FROM xdrs WHERE orig_client_id = ? OR term_client_id = ?",
@@ -61,7 +65,7 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := api.New(api.Config{MaxCall: *maxCall}, pool, xdrs, log, reg)
+	srv, err := api.New(api.Config{MaxCall: *maxCall, Reports: reports}, pool, xdrs, log, reg)
 	if err != nil {
 		return err
 	}

@@ -31,16 +31,17 @@ type command struct {
 // commands lists every subcommand; main dispatches on the first argument.
 func commands() map[string]command {
 	return map[string]command{
-		"api":     {"serve the management HTTP API (clients, accounts, rate tables, transactions, balances, authorize)", runAPI},
-		"catalog": {"apply a declarative catalog file (time profiles, rate tables, resellers, clients, accounts, payments)", runCatalog},
-		"gen":     {"generate realistic CDRs from the catalog to Kafka or a file", runGen},
-		"migrate": {"create the databases if missing and apply pending PostgreSQL and ClickHouse migrations", runMigrate},
-		"report":  {"print reports from ClickHouse: summary, mismatches", runReport},
-		"token":   {"create API bearer tokens (admin, reseller, client)", runToken},
-		"worker":  {"consume CDRs from Kafka, rate both legs, write xDRs to ClickHouse and balances to PostgreSQL", runWorker},
-		"rate":    {"price CDR JSON lines against a deck CSV alone (no servers), one JSON line out per CDR", runRate},
-		"quote":   {"price one call against a deck and explain the price (code, rate row, billed seconds)", runQuote},
-		"version": {"print the version of this binary", runVersion},
+		"api":       {"serve the management HTTP API (clients, accounts, rate tables, transactions, balances, authorize)", runAPI},
+		"catalog":   {"apply a declarative catalog file (time profiles, rate tables, resellers, clients, accounts, payments)", runCatalog},
+		"gen":       {"generate realistic CDRs from the catalog to Kafka or a file", runGen},
+		"migrate":   {"create the databases if missing and apply pending PostgreSQL and ClickHouse migrations", runMigrate},
+		"reconcile": {"check every live balance against its transactions and xDRs (invariant 1); exit 1 on a drift", runReconcile},
+		"report":    {"print reports: summary, origterm, mismatches, balance (table, CSV, JSON)", runReport},
+		"token":     {"create API bearer tokens (admin, reseller, client)", runToken},
+		"worker":    {"consume CDRs from Kafka, rate both legs, write xDRs to ClickHouse and balances to PostgreSQL", runWorker},
+		"rate":      {"price CDR JSON lines against a deck CSV alone (no servers), one JSON line out per CDR", runRate},
+		"quote":     {"price one call against a deck and explain the price (code, rate row, billed seconds)", runQuote},
+		"version":   {"print the version of this binary", runVersion},
 	}
 }
 

@@ -6,14 +6,16 @@ import (
 	"io"
 	"time"
 
+	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/sinks"
 )
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", "migrate [--pg-dsn DSN] [--clickhouse-dsn DSN]",
 		"Creates the PostgreSQL and ClickHouse databases named in the DSNs when they are missing,\n"+
-			"then applies the pending migrations of each in order and records them.\n"+
-			"Running it again applies nothing.", stderr)
+			"then applies the pending migrations of each in order and records them, brings xDRs\n"+
+			"written before them up to date (term currency, rollup hours) and copies the catalog's\n"+
+			"names into ClickHouse for analysts. Running it again applies nothing.", stderr)
 	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)")
 	chDSN := fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (TARIFA_CLICKHOUSE_DSN)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
@@ -51,6 +53,17 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "postgres %s: %s\nclickhouse %s: %s\n",
 		sinks.Redact(*pgDSN), appliedText(pgDone), sinks.Redact(*chDSN), appliedText(chDone))
+	filled, err := sinks.Backfill(ctx, pool, ch)
+	if err != nil {
+		return err
+	}
+	if filled.TermCurrency > 0 || filled.Hours > 0 {
+		fmt.Fprintf(stdout, "xdrs: filled the term currency of %d row(s), marked %d setup hour(s) for their first rollup\n",
+			filled.TermCurrency, filled.Hours)
+	}
+	if _, err := report.New(pool, ch, log).SyncNames(ctx, 0); err != nil {
+		return err
+	}
 	return nil
 }
 

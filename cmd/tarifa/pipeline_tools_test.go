@@ -13,6 +13,8 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/tarifa/tarifa/ingest"
+	"github.com/tarifa/tarifa/rater"
+	"github.com/tarifa/tarifa/sinks"
 	"github.com/tarifa/tarifa/sinks/sinktest"
 )
 
@@ -98,27 +100,40 @@ func TestCatalogGenReport(t *testing.T) {
 	if err := b.Send(); err != nil {
 		t.Fatal(err)
 	}
+	// Written straight into ClickHouse, so marked as the store's commit
+	// marks what it writes (the rollups read no hour nobody marked).
+	tx, err := db.PG.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sinks.MarkRollupHours(ctx, tx, []rater.XDR{{CDR: ingest.CDR{SetupTime: ev}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	got := run("report", "summary", "--from", "2026-03-01", "--to", "2026-03-02", "--tz", "Europe/London",
 		"--by", "orig_client,code_name", "--clickhouse-dsn", db.CHDSN, "--pg-dsn", db.PGDSN)
-	want := `Summary of rated calls (mismatches excluded: see tarifa report mismatches), 2026-03-01 00:00 to 2026-03-02 00:00 (Europe/London), event time in [from, to)
+	want := `Summary of rated calls, 2026-03-01 00:00 to 2026-03-02 00:00 (Europe/London), event time in [from, to)
+Mismatched calls are not here: see the mismatches report. Money is per currency (orig_currency for revenue, term_currency for cost); profit and margin only where both are the same. Read from the rollups of 0 setup hours and xdrs FINAL for 1 more.
 
-orig_client  code_name                calls  answered  asr_pct  acd_s  minutes   revenue      cost    profit  margin_pct
-Customer A   United Kingdom               1         1   100.00   30.0     0.50  0.010000  0.004000  0.006000       60.00
-Customer A   United Kingdom - Mobile      2         1    50.00   61.0     2.00  0.200000  0.100000  0.100000       50.00
-total                                     3         2    66.67   45.5     2.50  0.210000  0.104000  0.106000       50.48
+orig_client  code_name                orig_currency  term_currency  calls  answered  asr_pct  acd_s  minutes   revenue      cost    profit  margin_pct
+Customer A   United Kingdom                                             1         1   100.00   30.0     0.50  0.010000  0.004000  0.006000       60.00
+Customer A   United Kingdom - Mobile                                    2         1    50.00   61.0     2.00  0.200000  0.100000  0.100000       50.00
+total                                                                   3         2    66.67   45.5     2.50  0.210000  0.104000  0.106000       50.48
 `
 	if got != want {
 		t.Errorf("summary table:\n%s\nwant:\n%s", got, want)
 	}
 	got = run("report", "summary", "--from", "2026-03-01T00:00:00Z", "--to", "2026-03-02T00:00:00Z", "--by", "day", "--format", "csv",
 		"--clickhouse-dsn", db.CHDSN, "--pg-dsn", db.PGDSN)
-	want = "day,calls,answered,asr_pct,acd_s,minutes,revenue,cost,profit,margin_pct\n2026-03-01,3,2,66.67,45.5,2.50,0.210000,0.104000,0.106000,50.48\n"
+	want = "day,orig_currency,term_currency,calls,answered,asr_pct,acd_s,minutes,revenue,cost,profit,margin_pct\n2026-03-01,,,3,2,66.67,45.5,2.50,0.210000,0.104000,0.106000,50.48\n"
 	if got != want {
 		t.Errorf("summary csv:\n%s\nwant:\n%s", got, want)
 	}
-	got = run("report", "mismatches", "--from", "2026-03-01", "--to", "2026-03-02", "--format", "csv", "--clickhouse-dsn", db.CHDSN)
-	want = "side,reason,calls,duration_s,examples\norig,unknown_destination,1,7.000,m1\n"
+	got = run("report", "mismatches", "--from", "2026-03-01", "--to", "2026-03-02", "--format", "csv", "--clickhouse-dsn", db.CHDSN, "--pg-dsn", db.PGDSN)
+	want = "side,reason,calls,duration_s,examples,numbers,detail\norig,unknown_destination,1,7.000,m1,,\nterm,no_term_leg,3,91.000,a1 a2 a3,\"  \",\n"
 	if got != want {
 		t.Errorf("mismatches csv:\n%s\nwant:\n%s", got, want)
 	}

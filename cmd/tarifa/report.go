@@ -2,159 +2,207 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/shopspring/decimal"
-
+	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/sinks"
 )
 
-const reportSummary = `Print reports from ClickHouse (xdrs FINAL, so rerated calls count once).
-The period is [--from, --to) on the calls' billing event time; dates
-(YYYY-MM-DD) are midnight in --tz, RFC 3339 times are taken as written.
+const reportSummary = `Prints reports of rated traffic (ClickHouse xdrs FINAL, so a rerated call counts once,
+with its current figures) and balances. The period is [--from, --to) on the calls' billing
+event time; dates (YYYY-MM-DD) are midnight in --tz, RFC 3339 times are taken as written,
+and it must lie in 1970-2105. Money is never added across currencies: rows and totals are
+per currency. Numbers are masked by each client's hidden digits.
 
 Subcommands:
-  summary     rated calls grouped by --by: calls, answered, ASR %, ACD, billed
-              minutes, revenue (orig cost), cost (term cost), profit, margin %
-  mismatches  calls not rated (orig reasons) or rated without a vendor cost
-              (term reasons): count, duration and example CDR ids per reason`
+  summary     rated calls grouped by --by: calls, answered, ASR %, ACD, billed minutes,
+              revenue (orig cost), cost (term cost), profit, margin %
+  origterm    per customer x vendor x code name: calls, minutes and money of each side,
+              profit and margin
+  mismatches  calls not rated (orig reasons), rated without a vendor cost (term reasons,
+              no_term_leg): calls, duration, example ids and numbers per reason
+  balance     per client and day or month: opening, payments, charges, credits or
+              invoices, closing (each closing the next opening)
+  refresh     recompute the summary's rollups of the hours that changed (the worker does
+              this every few seconds; reports are exact either way)
+
+Run 'tarifa report SUBCOMMAND --help' for its flags.`
+
+var reportUsages = map[string]string{
+	"summary":    "report summary --from T --to T [--tz ZONE] [--by day,orig_client,…] [--client C]… [--vendor V]… [--reseller R]… [--tag T]… [--code-name N]… [--sort [-]COLUMN] [--limit N] [--exact] [--format table|csv|json]",
+	"origterm":   "report origterm --from T --to T [--tz ZONE] [--client C]… [--vendor V]… [--reseller R]… [--tag T]… [--code-name N]… [--limit N] [--exact] [--format table|csv|json]",
+	"mismatches": "report mismatches --from T --to T [--tz ZONE] [--by orig_client,day,…] [--client C]… [--reseller R]… [--tag T]… [--format table|csv|json]",
+	"balance":    "report balance --from T --to T [--tz ZONE] [--mode live|fixed] [--by day|month] [--client C]… [--reseller R]… [--tag T]… [--exact] [--format table|csv|json]",
+	"refresh":    "report refresh [--settle 0s]",
+}
+
+// listFlag collects a repeatable flag whose values may also be comma lists.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "summary" && args[0] != "mismatches") {
-		fs := newFlagSet("report", "report summary|mismatches --from T --to T [--tz ZONE] [flags]", reportSummary, stderr)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
-			return parseFlags(fs, []string{"-h"})
+	if len(args) == 0 || reportUsages[args[0]] == "" {
+		help := len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help")
+		w := stderr
+		if help {
+			w = stdout
 		}
-		fs.Usage()
+		fmt.Fprintf(w, "Usage: tarifa report SUBCOMMAND [flags]\n\n%s\n", reportSummary)
+		if help {
+			return flag.ErrHelp
+		}
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "\nunknown report %q\n", args[0])
+		}
 		return errUsage
 	}
 	sub := args[0]
-	fs := newFlagSet("report "+sub, "report "+sub+" --from T --to T [--tz ZONE] [flags]", reportSummary, stderr)
-	fromFlag := fs.String("from", "", "start of the period, YYYY-MM-DD (in --tz) or RFC 3339 (required)")
-	toFlag := fs.String("to", "", "end of the period, exclusive, YYYY-MM-DD (in --tz) or RFC 3339 (required)")
-	tz := fs.String("tz", "UTC", "IANA timezone of dates and of day, hour and month groups")
-	by := fs.String("by", "day", "summary groups, comma separated: "+strings.Join(sinks.SummaryDimensions, ", ")+"; empty for one total row")
-	format := fs.String("format", "table", "table or csv")
+	fs := newFlagSet("report "+sub, reportUsages[sub], reportSummary, stderr)
 	chDSN := fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (env TARIFA_CLICKHOUSE_DSN)")
-	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN for client and reseller names (env TARIFA_PG_DSN); empty to print ids")
+	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN: catalog, balances, rollup state (env TARIFA_PG_DSN)")
+	var fromFlag, toFlag, tz, format, by, sortFlag *string
+	var limit *int
+	var exact *bool
+	var filter report.Filter
+	settle := new(time.Duration)
+	if sub != "refresh" {
+		fromFlag = fs.String("from", "", "start of the period, YYYY-MM-DD (in --tz) or RFC 3339 (required)")
+		toFlag = fs.String("to", "", "end of the period, exclusive, YYYY-MM-DD (in --tz) or RFC 3339 (required)")
+		tz = fs.String("tz", "UTC", "IANA timezone of dates and of day, hour and month groups")
+		format = fs.String("format", "table", "table, csv or json")
+		fs.Var((*listFlag)(&filter.Clients), "client", "only this customer (name or id; repeat or comma-separate for several)")
+		fs.Var((*listFlag)(&filter.Resellers), "reseller", "only customers of this reseller and its sub-resellers (name or id)")
+		fs.Var((*listFlag)(&filter.Tags), "tag", "only customers with this tag")
+	}
+	switch sub {
+	case "summary":
+		by = fs.String("by", "day", "groups, comma separated: "+strings.Join(report.Dimensions, ", ")+"; empty for one total row per currency")
+	case "mismatches":
+		by = fs.String("by", "", "groups besides side and reason, comma separated: "+strings.Join(report.MismatchDimensions, ", "))
+	case "balance":
+		by = fs.String("by", "day", "step: day or month (in --tz)")
+	}
+	switch sub {
+	case "summary", "origterm":
+		fs.Var((*listFlag)(&filter.Vendors), "vendor", "only calls terminated by this vendor (name or id)")
+		fs.Var((*listFlag)(&filter.CodeNames), "code-name", "only this destination (orig code name, exactly)")
+		limit = fs.Int("limit", 0, "print the first N rows (after sorting); totals still cover all; 0 for all")
+	}
+	if sub == "summary" {
+		sortFlag = fs.String("sort", "", "sort by this column; -COLUMN for descending (default: by the groups)")
+	}
+	switch sub {
+	case "summary", "origterm", "balance":
+		exact = fs.Bool("exact", false, "read xdrs FINAL only, not the rollups (the same figures, slower)")
+	}
+	mode := new(string)
+	if sub == "balance" {
+		mode = fs.String("mode", "live", "live (calls and transactions) or fixed (transactions and approved invoices)")
+	}
+	if sub == "refresh" {
+		settle = fs.Duration("settle", 0, "only hours that ended and were last changed at least this long ago")
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	usage := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, format+"\n", a...)
+	usage := func(err error) error {
+		fmt.Fprintf(stderr, "%v\n", err)
 		fs.Usage()
 		return errUsage
 	}
-	loc, err := time.LoadLocation(*tz)
-	if err != nil {
-		return usage("--tz: unknown time zone %q", *tz)
+	var p report.Period
+	if sub != "refresh" {
+		var err error
+		if p, err = report.ParsePeriod(*fromFlag, *toFlag, *tz); err != nil {
+			return usage(err)
+		}
+		if *format != "table" && *format != "csv" && *format != "json" {
+			return usage(errors.New("--format must be table, csv or json"))
+		}
 	}
-	if *fromFlag == "" || *toFlag == "" {
-		return usage("--from and --to are required")
-	}
-	from, err := parseReportTime(*fromFlag, loc)
-	if err != nil {
-		return usage("--from: %v", err)
-	}
-	to, err := parseReportTime(*toFlag, loc)
-	if err != nil {
-		return usage("--to: %v", err)
-	}
-	if !to.After(from) {
-		return usage("--to must be after --from")
-	}
-	if *format != "table" && *format != "csv" {
-		return usage("--format must be table or csv")
-	}
-	var groups []string
-	for _, g := range strings.Split(*by, ",") {
-		if g = strings.TrimSpace(g); g != "" {
-			groups = append(groups, g)
+	dims := map[string][]string{"summary": report.Dimensions, "mismatches": report.MismatchDimensions}[sub]
+	if dims != nil {
+		for _, d := range splitList(*by) {
+			if !contains(dims, d) {
+				return usage(fmt.Errorf("--by: unknown group %q (want %s)", d, strings.Join(dims, ", ")))
+			}
 		}
 	}
 
+	pg, err := sinks.OpenPostgres(ctx, *pgDSN)
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
 	ch, err := sinks.OpenClickHouse(ctx, *chDSN)
 	if err != nil {
 		return err
 	}
 	defer ch.Close()
-	period := fmt.Sprintf("%s to %s (%s), event time in [from, to)",
-		from.In(loc).Format("2006-01-02 15:04"), to.In(loc).Format("2006-01-02 15:04"), loc)
+	reps := report.New(pg, ch, newLogger(stderr))
 
-	var t reportTable
-	if sub == "mismatches" {
-		rows, err := sinks.Mismatches(ctx, ch, from, to)
+	var t *report.Table
+	switch sub {
+	case "refresh":
+		res, err := reps.RefreshRollups(ctx, *settle)
 		if err != nil {
 			return err
 		}
-		t.title = "Mismatches, " + period + ". Orig reasons are not billed until rerated; term reasons are billed without a vendor cost."
-		t.header = []string{"side", "reason", "calls", "duration_s", "examples"}
-		t.right = []bool{false, false, true, true, false}
-		var total sinks.MismatchRow
-		for _, r := range rows {
-			t.rows = append(t.rows, []string{r.Side, r.Reason, strconv.FormatUint(r.Calls, 10),
-				decimal.New(int64(r.DurationMs), -3).StringFixed(3), strings.Join(r.Examples, " ")})
-			total.Calls += r.Calls
-			total.DurationMs += r.DurationMs
+		if res.Busy {
+			fmt.Fprintln(stdout, "another refresh is running; nothing done")
+			return nil
 		}
-		if len(rows) > 1 {
-			t.total = []string{"total", "", strconv.FormatUint(total.Calls, 10), decimal.New(int64(total.DurationMs), -3).StringFixed(3), ""}
+		fmt.Fprintf(stdout, "recomputed the rollups of %d setup hour(s)\n", res.Hours)
+		return nil
+	case "summary":
+		var s *report.Summary
+		s, err = reps.Summary(ctx, report.Scope{}, report.SummaryQuery{Period: p, By: splitList(*by), Filter: filter,
+			Sort: *sortFlag, Limit: *limit, Exact: *exact})
+		if err == nil {
+			t = s.Table()
 		}
-		return t.write(stdout, *format)
+	case "origterm":
+		var o *report.OrigTerm
+		o, err = reps.OrigTerm(ctx, report.Scope{}, report.OrigTermQuery{Period: p, Filter: filter, Limit: *limit, Exact: *exact})
+		if err == nil {
+			t = o.Table()
+		}
+	case "mismatches":
+		var m *report.Mismatches
+		m, err = reps.Mismatches(ctx, report.Scope{}, report.MismatchQuery{Period: p, By: splitList(*by), Filter: filter})
+		if err == nil {
+			t = m.Table()
+		}
+	case "balance":
+		var b *report.Balance
+		b, err = reps.Balance(ctx, report.Scope{}, report.BalanceQuery{Period: p, Mode: *mode, By: *by, Filter: filter, Exact: *exact})
+		if err == nil {
+			t = b.Table()
+		}
 	}
-
-	for _, g := range groups {
-		if !contains(sinks.SummaryDimensions, g) {
-			return usage("--by: unknown group %q (want %s)", g, strings.Join(sinks.SummaryDimensions, ", "))
-		}
+	var pe *report.ParamError
+	if errors.As(err, &pe) {
+		return usage(err)
 	}
-	rows, err := sinks.Summary(ctx, ch, sinks.SummaryQuery{From: from, To: to, Loc: loc, By: groups})
 	if err != nil {
 		return err
 	}
-	names := reportNames(ctx, *pgDSN, groups, stderr)
-	t.title = "Summary of rated calls (mismatches excluded: see tarifa report mismatches), " + period
-	t.header = append(append([]string(nil), groups...), "calls", "answered", "asr_pct", "acd_s", "minutes", "revenue", "cost", "profit", "margin_pct")
-	for range groups {
-		t.right = append(t.right, false)
-	}
-	for range 9 {
-		t.right = append(t.right, true)
-	}
-	var total sinks.SummaryRow
-	for _, r := range rows {
-		keys := make([]string, len(r.Keys))
-		for i, k := range r.Keys {
-			keys[i] = names.name(groups[i], k)
-		}
-		t.rows = append(t.rows, append(keys, summaryFigures(r)...))
-		total.Add(r)
-	}
-	if len(rows) > 1 && len(groups) > 0 {
-		keys := make([]string, len(groups))
-		keys[0] = "total"
-		t.total = append(keys, summaryFigures(total)...)
-	}
-	return t.write(stdout, *format)
-}
-
-func summaryFigures(r sinks.SummaryRow) []string {
-	margin := ""
-	if m, ok := r.Margin(); ok {
-		margin = m.StringFixed(2)
-	}
-	return []string{
-		strconv.FormatUint(r.Calls, 10), strconv.FormatUint(r.Answered, 10),
-		r.ASR().StringFixed(2), r.ACD().StringFixed(1), r.Minutes().StringFixed(2),
-		r.Revenue.StringFixed(6), r.Cost.StringFixed(6), r.Profit().StringFixed(6), margin,
-	}
+	return t.Render(stdout, *format)
 }
 
 func contains(list []string, s string) bool {
@@ -166,132 +214,12 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// parseReportTime reads a date (midnight in loc) or an RFC 3339 time.
-func parseReportTime(s string, loc *time.Location) (time.Time, error) {
-	if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither YYYY-MM-DD nor RFC 3339", s)
-	}
-	return t, nil
-}
-
-// reportNamer maps the ids of reseller, client and account groups to names.
-type reportNamer map[string]map[string]string
-
-func (n reportNamer) name(group, id string) string {
-	if v, ok := n[group][id]; ok {
-		return v
-	}
-	if id == "0" && (group == "term_client" || group == "reseller" || group == "orig_client" || group == "account") {
-		return "-"
-	}
-	return id
-}
-
-// reportNames reads names from PostgreSQL for the groups that hold ids; on
-// any failure the report shows ids, with a note on stderr.
-func reportNames(ctx context.Context, dsn string, groups []string, stderr io.Writer) reportNamer {
-	queries := map[string]string{
-		"reseller":    "SELECT id::text, name FROM resellers",
-		"orig_client": "SELECT id::text, name FROM clients",
-		"term_client": "SELECT id::text, name FROM clients",
-		"account":     "SELECT id::text, kind || ' ' || ident || CASE WHEN tech_prefix <> '' THEN ' ' || tech_prefix ELSE '' END FROM accounts",
-	}
-	out := reportNamer{}
-	need := false
-	for _, g := range groups {
-		_, ok := queries[g]
-		need = need || ok
-	}
-	if !need || dsn == "" {
-		return out
-	}
-	pool, err := sinks.OpenPostgres(ctx, dsn)
-	if err != nil {
-		fmt.Fprintf(stderr, "showing ids instead of names: %v\n", err)
-		return out
-	}
-	defer pool.Close()
-	for _, g := range groups {
-		q, ok := queries[g]
-		if !ok {
-			continue
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
 		}
-		rows, err := pool.Query(ctx, q)
-		if err != nil {
-			fmt.Fprintf(stderr, "showing ids instead of names: %v\n", err)
-			return reportNamer{}
-		}
-		m := map[string]string{}
-		var id, name string
-		_, err = pgx.ForEachRow(rows, []any{&id, &name}, func() error { m[id] = name; return nil })
-		if err != nil {
-			fmt.Fprintf(stderr, "showing ids instead of names: %v\n", err)
-			return reportNamer{}
-		}
-		out[g] = m
 	}
 	return out
-}
-
-// reportTable is a report ready to print: aligned for people, or CSV with
-// a header row (no title, no total row) for programs.
-type reportTable struct {
-	title  string
-	header []string
-	right  []bool // right-align the column
-	rows   [][]string
-	total  []string
-}
-
-func (t *reportTable) write(w io.Writer, format string) error {
-	if format == "csv" {
-		cw := csv.NewWriter(w)
-		cw.Write(t.header)
-		cw.WriteAll(t.rows)
-		return cw.Error()
-	}
-	all := append([][]string{t.header}, t.rows...)
-	if t.total != nil {
-		all = append(all, t.total)
-	}
-	widths := make([]int, len(t.header))
-	for _, r := range all {
-		for i, c := range r {
-			widths[i] = max(widths[i], utf8.RuneCountInString(c))
-		}
-	}
-	var b strings.Builder
-	b.WriteString(t.title + "\n\n")
-	line := func(r []string) {
-		for i, c := range r {
-			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			if t.right[i] {
-				b.WriteString(pad + c)
-			} else if i < len(r)-1 {
-				b.WriteString(c + pad)
-			} else {
-				b.WriteString(c)
-			}
-		}
-		b.WriteString("\n")
-	}
-	line(t.header)
-	for _, r := range t.rows {
-		line(r)
-	}
-	if len(t.rows) == 0 {
-		b.WriteString("(no calls)\n")
-	}
-	if t.total != nil {
-		line(t.total)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }

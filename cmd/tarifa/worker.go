@@ -130,10 +130,14 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			events.run(sideCtx)
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		pruneDedupeKeys(sideCtx, store, log)
+	}()
+	go func() {
+		defer wg.Done()
+		reportLoops(sideCtx, pool, ch, log, reg)
 	}()
 	go func() {
 		defer wg.Done()

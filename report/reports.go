@@ -1,0 +1,155 @@
+package report
+
+import (
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Reports runs every report of DESIGN.md "Reports" over one PostgreSQL
+// catalog and one ClickHouse database. It is safe for concurrent use; each
+// call blocks on its queries to both servers.
+type Reports struct {
+	pg  *pgxpool.Pool
+	ch  driver.Conn
+	log *slog.Logger
+}
+
+// New returns the reports over pg (catalog, balances, rollup state) and ch
+// (xdrs and the rollups).
+func New(pg *pgxpool.Pool, ch driver.Conn, log *slog.Logger) *Reports {
+	return &Reports{pg: pg, ch: ch, log: log}
+}
+
+// Scope narrows a report to what an API token may see (DESIGN.md: "scoped
+// like every other route"). The zero Scope sees everything (an admin or an
+// operator at the CLI).
+type Scope struct {
+	// Resellers, when not nil, limits the report to the clients of these
+	// resellers (a reseller token: its own reseller and its subtree).
+	Resellers []int64
+	// Client, when not 0, limits the report to that client's own calls,
+	// balance and mismatches (a client token).
+	Client int64
+}
+
+// Filter selects calls by the catalog; every field takes names or ids, and
+// values of one field are alternatives while the fields combine with AND.
+type Filter struct {
+	Clients   []string // the orig client (customer)
+	Vendors   []string // the term client (vendor)
+	Resellers []string // the orig client's reseller, with its sub-resellers
+	Tags      []string // orig clients with any of these tags
+	CodeNames []string // orig code names, exactly
+}
+
+// where turns the scope and the filter into ClickHouse conditions on
+// columns that xdrs and xdrs_rollup share.
+func where(cat *Catalog, s Scope, f Filter) ([]string, error) {
+	var conds []string
+	if s.Resellers != nil {
+		conds = append(conds, "reseller_id IN "+idList(s.Resellers))
+	}
+	if s.Client != 0 {
+		conds = append(conds, "orig_client_id = "+strconv.FormatInt(s.Client, 10))
+	}
+	clientIDs := func(param string, refs []string) ([]int64, error) {
+		var ids []int64
+		for _, ref := range refs {
+			cl, err := cat.Client(ref)
+			if err != nil {
+				return nil, &ParamError{Param: param, Msg: err.Error()}
+			}
+			ids = append(ids, cl.ID)
+		}
+		return ids, nil
+	}
+	if len(f.Clients) > 0 {
+		ids, err := clientIDs("client", f.Clients)
+		if err != nil {
+			return nil, err
+		}
+		conds = append(conds, "orig_client_id IN "+idList(ids))
+	}
+	if len(f.Vendors) > 0 {
+		ids, err := clientIDs("vendor", f.Vendors)
+		if err != nil {
+			return nil, err
+		}
+		conds = append(conds, "term_client_id IN "+idList(ids))
+	}
+	if len(f.Resellers) > 0 {
+		var ids []int64
+		for _, ref := range f.Resellers {
+			r, err := cat.Reseller(ref)
+			if err != nil {
+				return nil, &ParamError{Param: "reseller", Msg: err.Error()}
+			}
+			ids = append(ids, cat.Subtree(r.ID)...)
+		}
+		conds = append(conds, "reseller_id IN "+idList(ids))
+	}
+	if len(f.Tags) > 0 {
+		var ids []int64
+		for _, c := range cat.Clients {
+			for _, t := range c.Tags {
+				if contains(f.Tags, t) {
+					ids = append(ids, c.ID)
+					break
+				}
+			}
+		}
+		conds = append(conds, "orig_client_id IN "+idList(ids))
+	}
+	if len(f.CodeNames) > 0 {
+		q := make([]string, len(f.CodeNames))
+		for i, n := range f.CodeNames {
+			q[i] = quote(n)
+		}
+		conds = append(conds, "orig_code_name IN ("+strings.Join(q, ", ")+")")
+	}
+	return conds, nil
+}
+
+// idList is a ClickHouse tuple of ids; (0) for none, which matches no
+// client or reseller (ids start at 1).
+func idList(ids []int64) string {
+	if len(ids) == 0 {
+		return "(0)"
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatInt(id, 10)
+	}
+	return "(" + strings.Join(s, ", ") + ")"
+}
+
+// quote is a ClickHouse string literal.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// tzLiteral quotes loc's name for a ClickHouse query; IANA names hold no
+// quote, and a name that could is replaced by UTC rather than escaped.
+func tzLiteral(p Period) string {
+	name := "UTC"
+	if p.Loc != nil && p.Loc.String() != "Local" {
+		name = p.Loc.String()
+	}
+	if strings.ContainsAny(name, `'\`) {
+		name = "UTC"
+	}
+	return "'" + name + "'"
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
