@@ -30,15 +30,18 @@ func MarkRollupHours(ctx context.Context, tx pgx.Tx, xs []rater.XDR) error {
 }
 
 // rollupHours returns the distinct setup hours of the xDRs that are
-// written (duplicates are not) and can be rated, sorted.
+// written (duplicates are not), sorted.
 func rollupHours(xs []rater.XDR) []time.Time {
 	var hours []time.Time
 	var last time.Time
 	for i := range xs {
 		x := &xs[i]
-		if x.Duplicate() || x.Malformed {
-			continue // malformed xDRs are mismatches, which no rollup holds
+		if x.Duplicate() {
+			continue
 		}
+		// A malformed xDR is in no rollup, but it may replace a row that
+		// was (a zero-cost rated call re-sent broken, a rerated call): its
+		// hour is recomputed too.
 		h := x.CDR.SetupTime.UTC().Truncate(time.Hour)
 		if h.Equal(last) && len(hours) > 0 {
 			continue // a batch is mostly one or two hours, in order
