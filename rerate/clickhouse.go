@@ -1,0 +1,304 @@
+package rerate
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tarifa/tarifa/rater"
+	"github.com/tarifa/tarifa/sinks"
+)
+
+// rowKey is what orders and identifies a CDR in ClickHouse: the sort key of
+// xdrs and cdrs_raw.
+type rowKey struct {
+	setup    uint32
+	sw, id   string
+}
+
+func (a rowKey) compare(b rowKey) int {
+	return cmp.Or(cmp.Compare(a.setup, b.setup), strings.Compare(a.sw, b.sw), strings.Compare(a.id, b.id))
+}
+
+// candidate is one selected CDR: its current xDR (old, with the version it
+// holds) and its current raw CDR.
+type candidate struct {
+	key        rowKey
+	old        rater.XDR // the rating the current xDR holds (only what balances and the result need)
+	oldVersion uint64
+	raw        []byte
+	received   time.Time
+	partition  int32
+	offset     int64
+	rawVersion uint64
+	hasRaw     bool
+}
+
+// timeArgs are the bounds of a setup-time range as ClickHouse parameters.
+func timeArgs(from, to time.Time) (uint32, uint32) { return uint32(from.Unix()), uint32(to.Unix()) }
+
+// versionsCond is "version IN (…)" of versions, or a false condition.
+func versionsCond(versions []uint64) string {
+	if len(versions) == 0 {
+		return "0"
+	}
+	parts := make([]string, len(versions))
+	for i, v := range versions {
+		parts[i] = strconv.FormatUint(v, 10)
+	}
+	return "version IN (" + strings.Join(parts, ", ") + ")"
+}
+
+// plan counts the selected CDRs per setup minute and groups the minutes
+// into chunks of about size CDRs (a minute is never split).
+func plan(ctx context.Context, ch driver.Conn, sel Selection, filter string, size int) ([]chunkPlan, int64, error) {
+	from, to := timeArgs(sel.From, sel.To)
+	rows, err := ch.Query(ctx, `SELECT toUInt32(toStartOfMinute(setup_time)) AS m, count() FROM xdrs FINAL
+		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND `+filter+` GROUP BY m ORDER BY m`, from, to)
+	if err != nil {
+		return nil, 0, fmt.Errorf("plan: count the selected CDRs: %w", err)
+	}
+	defer rows.Close()
+	var chunks []chunkPlan
+	var total int64
+	var cur *chunkPlan
+	for rows.Next() {
+		var m uint32
+		var n uint64
+		if err := rows.Scan(&m, &n); err != nil {
+			return nil, 0, err
+		}
+		at := time.Unix(int64(m), 0).UTC()
+		if at.Before(sel.From) {
+			at = sel.From
+		}
+		if cur == nil || cur.planned >= int64(size) {
+			if cur != nil {
+				cur.to = at
+			}
+			chunks = append(chunks, chunkPlan{n: len(chunks), from: at})
+			cur = &chunks[len(chunks)-1]
+		}
+		cur.planned += int64(n)
+		total += int64(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	if cur != nil {
+		cur.to = sel.To
+	}
+	return chunks, total, nil
+}
+
+// scan reads the candidates of one chunk: the xdrs rows that match filter
+// (or hold one of versions, a dead attempt's writes that must be settled
+// whatever they say now), joined with their cdrs_raw rows, in key order.
+func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versions []uint64) ([]candidate, error) {
+	from, to := timeArgs(c.from, c.to)
+	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, status, reason, orig_client_id,
+			toInt64(toDecimal128(orig_cost, 6) * 1000000), term_client_id, term_reason, toInt64(toDecimal128(term_cost, 6) * 1000000), version
+		FROM xdrs FINAL
+		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND ((`+filter+`) OR `+versionsCond(versions)+`)
+		ORDER BY setup_time, switch, cdr_id`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read the xDRs of %s: %w", c, err)
+	}
+	var cands []candidate
+	for rows.Next() {
+		var cd candidate
+		var status, reason, termReason string
+		var origClient, termClient uint64
+		r := &cd.old.Rating
+		if err := rows.Scan(&cd.key.setup, &cd.key.sw, &cd.key.id, &status, &reason, &origClient, &r.Orig.CostMicro,
+			&termClient, &termReason, &r.Term.CostMicro, &cd.oldVersion); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.Status, r.Reason, r.Term.Reason = status, rater.Reason(reason), rater.Reason(termReason)
+		r.Orig.ClientID, r.Term.ClientID = int64(origClient), int64(termClient)
+		cd.old.ID = cd.key.id
+		cands = append(cands, cd)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	raws, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, raw, toUInt32(received_at), kafka_partition, kafka_offset, version
+		FROM cdrs_raw FINAL WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?)
+		ORDER BY setup_time, switch, cdr_id`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read the raw CDRs of %s: %w", c, err)
+	}
+	defer raws.Close()
+	i := 0
+	for raws.Next() {
+		var k rowKey
+		var raw string
+		var received uint32
+		var partition int32
+		var offset int64
+		var version uint64
+		if err := raws.Scan(&k.setup, &k.sw, &k.id, &raw, &received, &partition, &offset, &version); err != nil {
+			return nil, err
+		}
+		for i < len(cands) && cands[i].key.compare(k) < 0 {
+			i++
+		}
+		if i < len(cands) && cands[i].key.compare(k) == 0 {
+			cd := &cands[i]
+			cd.raw, cd.received, cd.partition, cd.offset, cd.rawVersion, cd.hasRaw =
+				[]byte(raw), time.Unix(int64(received), 0).UTC(), partition, offset, version, true
+		}
+	}
+	return cands, raws.Err()
+}
+
+// unchanged reports whether the chunk's rows are still those cands were
+// read from: the same selected xDRs at the same versions, over the same raw
+// CDR versions. It reads keys and versions only, so that the check a job
+// makes while it holds the partitions' locks stays short.
+func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versions []uint64, cands []candidate) (bool, error) {
+	from, to := timeArgs(c.from, c.to)
+	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, version FROM xdrs FINAL
+		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND ((`+filter+`) OR `+versionsCond(versions)+`)
+		ORDER BY setup_time, switch, cdr_id`, from, to)
+	if err != nil {
+		return false, fmt.Errorf("check the xDRs of %s: %w", c, err)
+	}
+	i := 0
+	same := true
+	for rows.Next() {
+		var k rowKey
+		var v uint64
+		if err := rows.Scan(&k.setup, &k.sw, &k.id, &v); err != nil {
+			rows.Close()
+			return false, err
+		}
+		if i >= len(cands) || cands[i].key.compare(k) != 0 || cands[i].oldVersion != v {
+			same = false
+		}
+		i++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	if !same || i != len(cands) {
+		return false, nil
+	}
+	raws, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, version FROM cdrs_raw FINAL
+		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) ORDER BY setup_time, switch, cdr_id`, from, to)
+	if err != nil {
+		return false, fmt.Errorf("check the raw CDRs of %s: %w", c, err)
+	}
+	defer raws.Close()
+	i = 0
+	for raws.Next() {
+		var k rowKey
+		var v uint64
+		if err := raws.Scan(&k.setup, &k.sw, &k.id, &v); err != nil {
+			return false, err
+		}
+		for i < len(cands) && cands[i].key.compare(k) < 0 {
+			i++
+		}
+		if i < len(cands) && cands[i].key.compare(k) == 0 && (!cands[i].hasRaw || cands[i].rawVersion != v) {
+			same = false
+		}
+	}
+	return same, raws.Err()
+}
+
+// staged is the old xDR a dead attempt of the job replaced, keyed by row.
+type staged map[rowKey]rater.XDR
+
+// stage records, durably, the old xDRs of cands[i] for each i in write,
+// before the job writes their new versions with version: a job killed
+// between that write and moving the balances finds them here (merges keep
+// only the newest version of an xDR).
+func stage(ctx context.Context, ch driver.Conn, job int64, chunk int, version uint64, cands []candidate, write []int) error {
+	b, err := ch.PrepareBatch(ctx, `INSERT INTO rerate_staged (job, chunk, version, setup_time, switch, cdr_id, old_status, old_reason,
+		old_orig_client_id, old_orig_cost, old_term_client_id, old_term_reason, old_term_cost)`)
+	if err != nil {
+		return fmt.Errorf("stage the old xDRs: %w", err)
+	}
+	defer b.Abort() //nolint:errcheck // a no-op after Send
+	for _, i := range write {
+		cd := &cands[i]
+		r := &cd.old.Rating
+		if err := b.Append(uint64(job), uint32(chunk), version, time.Unix(int64(cd.key.setup), 0).UTC(), cd.key.sw, cd.key.id,
+			r.Status, string(r.Reason), uint64(r.Orig.ClientID), sinks.Decimal(r.Orig.CostMicro), uint64(r.Term.ClientID),
+			string(r.Term.Reason), sinks.Decimal(r.Term.CostMicro)); err != nil {
+			return fmt.Errorf("stage the old xDRs: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("stage the old xDRs: %w", err)
+	}
+	return nil
+}
+
+// loadStaged returns the versions a job's dead attempts wrote in chunk and
+// the old xDRs they replaced.
+func loadStaged(ctx context.Context, ch driver.Conn, job int64, chunk int) ([]uint64, staged, error) {
+	rows, err := ch.Query(ctx, `SELECT version, toUInt32(setup_time), switch, cdr_id, old_status, old_reason, old_orig_client_id,
+			toInt64(toDecimal128(old_orig_cost, 6) * 1000000), old_term_client_id, old_term_reason, toInt64(toDecimal128(old_term_cost, 6) * 1000000)
+		FROM rerate_staged WHERE job = ? AND chunk = ? ORDER BY version`, uint64(job), uint32(chunk))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read what job %d staged: %w", job, err)
+	}
+	defer rows.Close()
+	var versions []uint64
+	st := staged{}
+	for rows.Next() {
+		var v uint64
+		var k rowKey
+		var status, reason, termReason string
+		var origClient, termClient uint64
+		var x rater.XDR
+		r := &x.Rating
+		if err := rows.Scan(&v, &k.setup, &k.sw, &k.id, &status, &reason, &origClient, &r.Orig.CostMicro, &termClient, &termReason, &r.Term.CostMicro); err != nil {
+			return nil, nil, err
+		}
+		r.Status, r.Reason, r.Term.Reason = status, rater.Reason(reason), rater.Reason(termReason)
+		r.Orig.ClientID, r.Term.ClientID = int64(origClient), int64(termClient)
+		if len(versions) == 0 || versions[len(versions)-1] != v {
+			versions = append(versions, v)
+		}
+		// A CDR staged by two dead attempts: the first one's old xDR is the
+		// one balances hold (the second read the first's write).
+		if _, seen := st[k]; !seen {
+			st[k] = x
+		}
+	}
+	return versions, st, rows.Err()
+}
+
+// dropStaged removes what a finished job staged.
+func dropStaged(ctx context.Context, ch driver.Conn, job int64) error {
+	var n uint64
+	if err := ch.QueryRow(ctx, `SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'rerate_staged' AND active AND partition = ?`,
+		strconv.FormatInt(job, 10)).Scan(&n); err != nil {
+		return fmt.Errorf("find what job %d staged: %w", job, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := ch.Exec(ctx, `ALTER TABLE rerate_staged DROP PARTITION `+strconv.FormatInt(job, 10)); err != nil {
+		return fmt.Errorf("drop what job %d staged: %w", job, err)
+	}
+	return nil
+}
+
+func (c chunkPlan) String() string {
+	return fmt.Sprintf("chunk %d [%s, %s)", c.n, c.from.Format(time.RFC3339), c.to.Format(time.RFC3339))
+}
