@@ -17,8 +17,8 @@ import (
 // rowKey is what orders and identifies a CDR in ClickHouse: the sort key of
 // xdrs and cdrs_raw.
 type rowKey struct {
-	setup    uint32
-	sw, id   string
+	setup  uint32
+	sw, id string
 }
 
 func (a rowKey) compare(b rowKey) int {

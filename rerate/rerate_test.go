@@ -142,8 +142,8 @@ func traffic(n int, seed uint64, base time.Time) []*testCall {
 	var out []*testCall
 	for i := 0; i < n; i++ {
 		c := &testCall{id: fmt.Sprintf("c%d-%d", seed, i), setup: base.Add(time.Duration(i) * 20 * time.Second),
-			src: []string{"ip:10.0.0.1", "ip:10.0.0.1", "user:trunk-b", "ip:10.0.0.3", "ip:10.9.9.9"}[rng.IntN(5)],
-			dst: []string{"447700900", "442071234", "3312345"}[rng.IntN(3)] + fmt.Sprintf("%03d", rng.IntN(1000)),
+			src:  []string{"ip:10.0.0.1", "ip:10.0.0.1", "user:trunk-b", "ip:10.0.0.3", "ip:10.9.9.9"}[rng.IntN(5)],
+			dst:  []string{"447700900", "442071234", "3312345"}[rng.IntN(3)] + fmt.Sprintf("%03d", rng.IntN(1000)),
 			term: rng.IntN(3) > 0}
 		if rng.IntN(10) < 7 {
 			c.ms = 1 + rng.Int64N(600_000)
