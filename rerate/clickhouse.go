@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -55,10 +57,13 @@ func versionsCond(versions []uint64) string {
 }
 
 // plan counts the selected CDRs per setup minute and groups the minutes
-// into chunks of about size CDRs (a minute is never split).
+// into chunks of about size CDRs (a minute is never split). The count reads
+// xdrs without FINAL — an estimate (a CDR whose versions are not merged yet
+// counts more than once, one whose older version matched counts too), which
+// is all a plan and a progress line need, at a fraction of FINAL's cost.
 func plan(ctx context.Context, ch driver.Conn, sel Selection, filter string, size int) ([]chunkPlan, int64, error) {
 	from, to := timeArgs(sel.From, sel.To)
-	rows, err := ch.Query(ctx, `SELECT toUInt32(toStartOfMinute(setup_time)) AS m, count() FROM xdrs FINAL
+	rows, err := ch.Query(ctx, `SELECT toUInt32(toStartOfMinute(setup_time)) AS m, count() FROM xdrs
 		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND `+filter+` GROUP BY m ORDER BY m`, from, to)
 	if err != nil {
 		return nil, 0, fmt.Errorf("plan: count the selected CDRs: %w", err)
@@ -98,14 +103,16 @@ func plan(ctx context.Context, ch driver.Conn, sel Selection, filter string, siz
 
 // scan reads the candidates of one chunk: the xdrs rows that match filter
 // (or hold one of versions, a dead attempt's writes that must be settled
-// whatever they say now), joined with their cdrs_raw rows, in key order.
+// whatever they say now), each with its current raw CDR, sorted by key.
+// The xDRs are read with FINAL (the filter must see the current version);
+// the raw CDRs without it, keeping the newest version of each in Go, which
+// costs ClickHouse half as much.
 func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versions []uint64) ([]candidate, error) {
 	from, to := timeArgs(c.from, c.to)
 	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, status, reason, orig_client_id,
 			toInt64(toDecimal128(orig_cost, 6) * 1000000), term_client_id, term_reason, toInt64(toDecimal128(term_cost, 6) * 1000000), version
 		FROM xdrs FINAL
-		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND ((`+filter+`) OR `+versionsCond(versions)+`)
-		ORDER BY setup_time, switch, cdr_id`, from, to)
+		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND ((`+filter+`) OR `+versionsCond(versions)+`)`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read the xDRs of %s: %w", c, err)
 	}
@@ -132,14 +139,17 @@ func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versi
 	if len(cands) == 0 {
 		return nil, nil
 	}
+	slices.SortFunc(cands, func(a, b candidate) int { return a.key.compare(b.key) })
+	at := make(map[rowKey]int, len(cands))
+	for i := range cands {
+		at[cands[i].key] = i
+	}
 	raws, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, raw, toUInt32(received_at), kafka_partition, kafka_offset, version
-		FROM cdrs_raw FINAL WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?)
-		ORDER BY setup_time, switch, cdr_id`, from, to)
+		FROM cdrs_raw WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?)`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read the raw CDRs of %s: %w", c, err)
 	}
 	defer raws.Close()
-	i := 0
 	for raws.Next() {
 		var k rowKey
 		var raw string
@@ -150,13 +160,14 @@ func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versi
 		if err := raws.Scan(&k.setup, &k.sw, &k.id, &raw, &received, &partition, &offset, &version); err != nil {
 			return nil, err
 		}
-		for i < len(cands) && cands[i].key.compare(k) < 0 {
-			i++
+		i, ok := at[k]
+		if !ok {
+			continue
 		}
-		if i < len(cands) && cands[i].key.compare(k) == 0 {
-			cd := &cands[i]
+		if cd := &cands[i]; !cd.hasRaw || version > cd.rawVersion {
+			// The driver allocated the string for this row alone: share it.
 			cd.raw, cd.received, cd.partition, cd.offset, cd.rawVersion, cd.hasRaw =
-				[]byte(raw), time.Unix(int64(received), 0).UTC(), partition, offset, version, true
+				unsafe.Slice(unsafe.StringData(raw), len(raw)), time.Unix(int64(received), 0).UTC(), partition, offset, version, true
 		}
 	}
 	return cands, raws.Err()
@@ -168,13 +179,16 @@ func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versi
 // makes while it holds the partitions' locks stays short.
 func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versions []uint64, cands []candidate) (bool, error) {
 	from, to := timeArgs(c.from, c.to)
+	at := make(map[rowKey]int, len(cands))
+	for i := range cands {
+		at[cands[i].key] = i
+	}
 	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, version FROM xdrs FINAL
-		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND ((`+filter+`) OR `+versionsCond(versions)+`)
-		ORDER BY setup_time, switch, cdr_id`, from, to)
+		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND ((`+filter+`) OR `+versionsCond(versions)+`)`, from, to)
 	if err != nil {
 		return false, fmt.Errorf("check the xDRs of %s: %w", c, err)
 	}
-	i := 0
+	n := 0
 	same := true
 	for rows.Next() {
 		var k rowKey
@@ -183,35 +197,31 @@ func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, 
 			rows.Close()
 			return false, err
 		}
-		if i >= len(cands) || cands[i].key.compare(k) != 0 || cands[i].oldVersion != v {
+		if i, ok := at[k]; !ok || cands[i].oldVersion != v {
 			same = false
 		}
-		i++
+		n++
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return false, err
 	}
-	if !same || i != len(cands) {
+	if !same || n != len(cands) {
 		return false, nil
 	}
-	raws, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, version FROM cdrs_raw FINAL
-		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) ORDER BY setup_time, switch, cdr_id`, from, to)
+	raws, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, max(version) FROM cdrs_raw
+		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) GROUP BY setup_time, switch, cdr_id`, from, to)
 	if err != nil {
 		return false, fmt.Errorf("check the raw CDRs of %s: %w", c, err)
 	}
 	defer raws.Close()
-	i = 0
 	for raws.Next() {
 		var k rowKey
 		var v uint64
 		if err := raws.Scan(&k.setup, &k.sw, &k.id, &v); err != nil {
 			return false, err
 		}
-		for i < len(cands) && cands[i].key.compare(k) < 0 {
-			i++
-		}
-		if i < len(cands) && cands[i].key.compare(k) == 0 && (!cands[i].hasRaw || cands[i].rawVersion != v) {
+		if i, ok := at[k]; ok && (!cands[i].hasRaw || cands[i].rawVersion != v) {
 			same = false
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -241,19 +242,49 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 		_, ok := slices.BinarySearch(scope, id)
 		return ok
 	}
-	rt := rater.NewRater()
+	// Chunks are read (and rated) one ahead of the one being applied, so
+	// that ClickHouse's reading and the job's work overlap.
+	pctx, stopPrefetch := context.WithCancel(ctx)
+	defer stopPrefetch()
+	reads := make(chan readResult, 1)
+	go func() {
+		defer close(reads)
+		raters := []*rater.Rater{rater.NewRater(), rater.NewRater()}
+		for _, c := range chunks {
+			if c.done {
+				continue
+			}
+			rd, err := r.read(pctx, j, c, filter, cat, raters)
+			select {
+			case reads <- readResult{rd, err}:
+			case <-pctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	raters := []*rater.Rater{rater.NewRater(), rater.NewRater()}
 	for _, c := range chunks {
 		if c.done {
 			continue
 		}
-		var n int
+		var rr readResult
+		select {
+		case rr = <-reads:
+		case <-ctx.Done():
+			return j, r.fail(j, ctx.Err())
+		}
+		rd, err := rr.rd, rr.err
 		for attempt := 0; ; attempt++ {
-			snapshot := t.clone()
-			n, err = r.chunk(ctx, j, c, filter, cat, rt, t, info, inScope)
 			if err == nil {
-				break
+				snapshot := t.clone()
+				if err = r.apply(ctx, j, rd, filter, cat, raters[0], t, info, inScope); err == nil {
+					break
+				}
+				t = snapshot
 			}
-			t = snapshot
 			if ctx.Err() != nil || attempt >= r.cfg.Retries {
 				return j, r.fail(j, err)
 			}
@@ -263,8 +294,10 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 				return j, r.fail(j, ctx.Err())
 			case <-time.After(time.Duration(attempt+1) * time.Second):
 			}
+			// What a failed attempt wrote is staged: read the chunk again.
+			rd, err = r.read(ctx, j, c, filter, cat, raters)
 		}
-		done += int64(n)
+		done += int64(len(rd.cands))
 		if r.cfg.Progress != nil {
 			r.cfg.Progress(Progress{Job: j.ID, Done: done, Planned: planned, Elapsed: time.Since(start)})
 		}
@@ -357,47 +390,79 @@ func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state st
 	return scanJob(r.pg.QueryRow(ctx, q, args...))
 }
 
-// chunk rates one chunk again; a confirmed job commits it. It returns how
-// many CDRs it read.
-func (r *Runner) chunk(ctx context.Context, j *Job, c chunkPlan, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
-	info map[int64]clientInfo, inScope func(int64) bool) (int, error) {
-	var dead []uint64
-	var st staged
+// chunkRead is one chunk read and rated again: its candidates and their
+// new xDRs, and what dead attempts of the job wrote into it.
+type chunkRead struct {
+	c     chunkPlan
+	dead  []uint64
+	st    staged
+	cands []candidate
+	news  []rater.XDR
+}
+
+type readResult struct {
+	rd  *chunkRead
+	err error
+}
+
+// read reads chunk c's candidates and rates them (step 1).
+func (r *Runner) read(ctx context.Context, j *Job, c chunkPlan, filter string, cat *rater.Catalog, raters []*rater.Rater) (*chunkRead, error) {
+	rd := &chunkRead{c: c}
 	if !j.DryRun {
 		var err error
-		if dead, st, err = loadStaged(ctx, r.ch, j.ID, c.n); err != nil {
-			return 0, err
+		if rd.dead, rd.st, err = loadStaged(ctx, r.ch, j.ID, c.n); err != nil {
+			return nil, err
 		}
 	}
-	cands, err := scan(ctx, r.ch, c, filter, dead)
-	if err != nil {
-		return 0, err
+	var err error
+	if rd.cands, err = scan(ctx, r.ch, c, filter, rd.dead); err != nil {
+		return nil, err
 	}
-	news := rateAll(cat, rt, cands)
+	rd.news = rateAll(cat, raters, rd.cands)
+	return rd, nil
+}
+
+// apply counts a dry run's chunk, or commits a confirmed job's (steps 2–6).
+func (r *Runner) apply(ctx context.Context, j *Job, rd *chunkRead, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
+	info map[int64]clientInfo, inScope func(int64) bool) error {
 	if j.DryRun {
-		for i := range cands {
-			if cands[i].hasRaw {
-				t.add(&cands[i].old, &news[i])
+		for i := range rd.cands {
+			if rd.cands[i].hasRaw {
+				t.add(&rd.cands[i].old, &rd.news[i])
 			} else {
 				t.skipped++
 			}
 		}
-		return len(cands), r.record(ctx, nil, j, t, info)
+		return r.record(ctx, nil, j, t, info)
 	}
-	return len(cands), r.commit(ctx, j, c, filter, cat, rt, t, info, inScope, dead, st, cands, news)
+	return r.commit(ctx, j, rd.c, filter, cat, rt, t, info, inScope, rd.dead, rd.st, rd.cands, rd.news)
 }
 
-// rateAll rates each candidate's raw CDR as the worker would have.
-func rateAll(cat *rater.Catalog, rt *rater.Rater, cands []candidate) []rater.XDR {
+// rateAll rates each candidate's raw CDR as the worker would have, sharing
+// the work between the raters (one goroutine each).
+func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate) []rater.XDR {
 	news := make([]rater.XDR, len(cands))
-	for i := range cands {
-		cd := &cands[i]
-		if !cd.hasRaw {
-			continue
+	per := (len(cands) + len(raters) - 1) / len(raters)
+	var wg sync.WaitGroup
+	for k, rt := range raters {
+		lo, hi := k*per, min((k+1)*per, len(cands))
+		if lo >= hi {
+			break
 		}
-		m := ingest.Message{Partition: int(cd.partition), Offset: cd.offset, Time: cd.received, Value: cd.raw}
-		rt.Rate(cat, &m, &news[i], 0)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				cd := &cands[i]
+				if !cd.hasRaw {
+					continue
+				}
+				m := ingest.Message{Partition: int(cd.partition), Offset: cd.offset, Time: cd.received, Value: cd.raw}
+				rt.Rate(cat, &m, &news[i], 0)
+			}
+		}()
 	}
+	wg.Wait()
 	return news
 }
 
@@ -423,7 +488,7 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		if cands, err = scan(ctx, r.ch, c, filter, dead); err != nil {
 			return err
 		}
-		news = rateAll(cat, rt, cands)
+		news = rateAll(cat, []*rater.Rater{rt}, cands)
 	}
 	clock, err := sinks.Clock(ctx, tx)
 	if err != nil {

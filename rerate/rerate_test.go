@@ -659,3 +659,53 @@ func TestRerateProperty(t *testing.T) {
 		}
 	}
 }
+
+// TestCollector: the rerating metrics read the jobs table: jobs per state,
+// CDRs rated again, and the net balance movement per currency.
+func TestCollector(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.send(0, traffic(60, 7, day))
+	w.exec(`UPDATE rates SET rate = 0.1 WHERE rate_table_id = 1`)
+	r := w.runner(Config{})
+	sel := allOf(day, day.Add(24*time.Hour))
+	if _, err := r.Run(ctx, Request{Selection: sel, DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := r.Run(ctx, Request{Selection: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(w.db.PG))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetValue() + "}"
+			}
+			got[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	var move decimal.Decimal
+	for _, c := range j.Clients {
+		if c.Side == "orig" {
+			move = move.Sub(c.Delta)
+		} else {
+			move = move.Add(c.Delta)
+		}
+	}
+	wantMove, _ := move.Float64()
+	for name, want := range map[string]float64{"tarifa_rerate_jobs{dry_run}": 1, "tarifa_rerate_jobs{done}": 1, "tarifa_rerate_jobs{running}": 0,
+		"tarifa_rerate_cdrs_total": 60, "tarifa_rerate_balance_delta{USD}": wantMove, "tarifa_rerate_collect_errors": 0} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}
