@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"report":    {"print reports: summary, origterm, mismatches, balance (table, CSV, JSON)", runReport},
 		"token":     {"create API bearer tokens (admin, reseller, client)", runToken},
 		"worker":    {"consume CDRs from Kafka, rate both legs, write xDRs to ClickHouse and balances to PostgreSQL", runWorker},
+		"rerate":    {"rate past CDRs again after a catalog fix: dry run with per-client deltas, then exactly-once balance moves", runRerate},
 		"rate":      {"price CDR JSON lines against a deck CSV alone (no servers), one JSON line out per CDR", runRate},
 		"quote":     {"price one call against a deck and explain the price (code, rate row, billed seconds)", runQuote},
 		"version":   {"print the version of this binary", runVersion},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -164,21 +165,34 @@ type rerateCommon struct {
 	pgDSN, chDSN, topic *string
 	chunk               *int
 	progress            *bool
+	cpuProfile          *string
 }
 
 func rerateFlags(fs *flag.FlagSet) *rerateCommon {
 	return &rerateCommon{
-		pgDSN:    fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)"),
-		chDSN:    fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (TARIFA_CLICKHOUSE_DSN)"),
-		topic:    fs.String("topic", env("TARIFA_KAFKA_TOPIC", defaultKafkaTopic), "the workers' CDR topic, whose stored offsets say what they committed (TARIFA_KAFKA_TOPIC)"),
-		chunk:    fs.Int("chunk-size", 50000, "about how many CDRs one chunk takes (a confirmed job pauses the workers' commits while it writes a chunk)"),
-		progress: fs.Bool("progress", false, "print the progress line even when stderr is not a terminal"),
+		pgDSN:      fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)"),
+		chDSN:      fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (TARIFA_CLICKHOUSE_DSN)"),
+		topic:      fs.String("topic", env("TARIFA_KAFKA_TOPIC", defaultKafkaTopic), "the workers' CDR topic, whose stored offsets say what they committed (TARIFA_KAFKA_TOPIC)"),
+		chunk:      fs.Int("chunk-size", 50000, "about how many CDRs one chunk takes (a confirmed job pauses the workers' commits while it writes a chunk)"),
+		progress:   fs.Bool("progress", false, "print the progress line even when stderr is not a terminal"),
+		cpuProfile: fs.String("cpu-profile", "", "write a CPU profile of the job to this file (for diagnosing a slow job)"),
 	}
 }
 
 // with opens the servers and a runner, and calls fn.
 func (c *rerateCommon) with(ctx context.Context, stderr io.Writer, fn func(*pgxpool.Pool, *rerate.Runner) error) error {
 	log := newLogger(stderr)
+	if *c.cpuProfile != "" {
+		f, err := os.Create(*c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	pool, err := sinks.OpenPostgres(ctx, *c.pgDSN)
 	if err != nil {
 		return err

@@ -96,6 +96,24 @@ type trafficSet struct {
 	// conflicts is how many re-sends with the switch and id of a billed
 	// CDR but other content the traffic holds (each an xDR of its own).
 	conflicts int
+	// fixed is every live balance once the catalog is fixed (fixCatalog)
+	// and every CDR rated again; mismatched are the messages of the CDRs
+	// that were mismatches before the fix.
+	fixed      map[int64]decimal.Decimal
+	mismatched []kafka.Message
+}
+
+// fixCatalog is the catalog fix of the rerating tests: the retail UK
+// Mobile rate goes from 0.05 to 0.06, the missing account 10.9.9.9 is
+// added for Customer B, and the stopped Customer C is started.
+const fixCatalog = `UPDATE rates SET rate = 0.06 WHERE rate_table_id = 1 AND code = '447';
+	INSERT INTO accounts (client_id, kind, ident) VALUES (2, 'ip', '10.9.9.9');
+	UPDATE clients SET status = 'active' WHERE id = 3`
+
+var fixedRetailRates = map[string]testRate{
+	"44":  retailRates["44"],
+	"447": {rate: decimal.RequireFromString("0.06"), min: 30, step: 6},
+	"1":   retailRates["1"],
 }
 
 func genTraffic(n int, seed uint64) *trafficSet {
@@ -109,7 +127,8 @@ func genTraffic(n int, seed uint64) *trafficSet {
 func genTrafficFrom(n int, seed uint64, base time.Time, step time.Duration) *trafficSet {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	ts := &trafficSet{reasons: map[string]int{}, term: map[string]int{}, ids: map[string]bool{},
-		balances: map[int64]decimal.Decimal{1: decimal.NewFromInt(100), 2: decimal.Zero, 10: decimal.Zero}}
+		balances: map[int64]decimal.Decimal{1: decimal.NewFromInt(100), 2: decimal.Zero, 10: decimal.Zero},
+		fixed:    map[int64]decimal.Decimal{1: decimal.NewFromInt(100), 2: decimal.Zero, 3: decimal.Zero, 10: decimal.Zero}}
 	var sent [][]byte
 	for i := 0; i < n; i++ {
 		switch p := rng.IntN(100); {
@@ -154,6 +173,19 @@ func genTrafficFrom(n int, seed uint64, base time.Time, step time.Duration) *tra
 		sent = append(sent, []byte(body))
 		ts.unique++
 		ts.ids[id] = true
+		fixedClient := client
+		switch client {
+		case 0:
+			fixedClient = 2
+		}
+		fcost, _ := expectedCost(fixedRetailRates, number, ms)
+		ts.fixed[fixedClient] = ts.fixed[fixedClient].Sub(fcost)
+		if vcost, ok := expectedCost(vendorRates, number, ms); ok {
+			ts.fixed[10] = ts.fixed[10].Add(vcost)
+		}
+		if client == 0 || client == 3 {
+			ts.mismatched = append(ts.mismatched, ts.msgs[len(ts.msgs)-1])
+		}
 		switch client {
 		case 0:
 			ts.reasons["unknown_account"]++
