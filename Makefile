@@ -11,7 +11,7 @@ VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_LD := -ldflags "-X main.version=$(VERSION)"
 WITH_ENV   := set -a && source $$( $(STACK) env >/dev/null 2>&1 && echo $(ENV) ) && set +a &&
 
-.PHONY: build test demo bench bench-e2e bench-reports fuzz lint up down status migrate clean
+.PHONY: build test demo bench bench-e2e bench-rerate bench-reports fuzz lint up down status migrate clean
 
 build:
 	go build $(GOFLAGS_LD) -o $(BIN) ./cmd/tarifa
@@ -50,6 +50,11 @@ bench-e2e: up
 # is checked against xdrs FINAL and both times are printed.
 bench-reports: up
 	$(WITH_ENV) go test -run '^$$' -bench Summary10M -benchtime 1x -timeout 60m ./report
+
+# bench-rerate: rerating jobs over 1M CDRs a worker rated (TARIFA_BENCH_CDRS
+# for more): dry run and confirmed job, CDRs/s and peak RSS of each.
+bench-rerate: up
+	$(WITH_ENV) go test -run '^$$' -bench BenchmarkRerate -benchtime 1x -timeout 60m ./cmd/tarifa
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseCSV -fuzztime 30s ./codedeck
