@@ -7,15 +7,16 @@
 # servers. Then it checks that every server answers (a PostgreSQL query,
 # ClickHouse over its native and HTTP ports, a Kafka produce and consume with
 # kcat, `tarifa migrate` and the tables it made), that a second `up` reuses
-# what runs, that `down` stops everything by PID, and that nothing is left.
+# what runs, that `down` stops everything by PID and nothing is left, and that
+# `up` refuses a port held by a stranger and then starts nothing.
 #
 # Isolation. The root runs in mount, PID and network namespaces of its own
 # (unshare): its servers listen on the loopback of a network namespace that
 # only they use, so their ports never meet the host's stack; everything
 # mounted there (its /proc, /sys, /dev, the read-only repo, Go and module
 # cache, ClickHouse's loop-mounted image) belongs to that mount namespace and
-# is unmounted on the way out, on failure too — and should this script be
-# killed outright, the kernel ends the namespaces' processes and drops their
+# is unmounted on the way out, on failure too. An interrupt (Ctrl-C, SIGTERM)
+# ends the namespaces at once: the kernel ends their processes and drops their
 # mounts. The one way out of the network namespace is a bridge to the Debian
 # mirror the host's apt uses (a socat pair over a Unix socket; the mirror's
 # name points at the bridge in the root's /etc/hosts), so apt in the root
@@ -193,13 +194,13 @@ host_exit() {
 }
 
 host() {
-	BRIDGES=() HOST_HELD=()
+	BRIDGES=() HOST_HELD=() NS=
 	host_tools
 	W=$(mktemp -d /var/tmp/tarifa-fresh.XXXXXX)
 	ROOT=$W/root
 	trap host_exit EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+	trap 'abort 130' INT
+	trap 'abort 143' TERM
 	mkdir -p "$W/bridge"
 	local t=$SECONDS mirror
 	log "work directory $W"
@@ -221,8 +222,35 @@ host() {
 	fi
 	# --kill-child: should unshare die, the namespace's first process dies
 	# with it, and the kernel ends every other process in the namespace.
+	# In the background, so that an interrupt is handled at once (abort)
+	# rather than after whatever the root is running.
 	unshare --mount --propagation private --net --pid --fork --kill-child --mount-proc \
-		"$SELF" --inside "$W" "$(go env GOMODCACHE)" "$SECONDS"
+		"$SELF" --inside "$W" "$(go env GOMODCACHE)" "$SECONDS" &
+	NS=$!
+	wait "$NS"
+}
+
+# abort CODE: an interrupt (Ctrl-C, SIGTERM). A graceful stop could wait
+# minutes behind apt or a build, so the namespaces are ended instead:
+# killing unshare (by PID) kills the namespace's first process, the kernel
+# ends every process in it and drops every mount made there (ClickHouse's
+# image included); then host_exit removes the work directory.
+abort() {
+	trap - INT TERM
+	local init i
+	if [[ -n ${NS:-} ]] && kill -0 "$NS" 2>/dev/null; then
+		log "interrupted: ending the root's namespaces (unshare pid $NS) and every process in them"
+		init=$(cat "/proc/$NS/task/$NS/children" 2>/dev/null || true)
+		kill -KILL "$NS" 2>/dev/null || true
+		wait "$NS" 2>/dev/null || true
+		# The namespace is gone when its first process is: the kernel
+		# has ended the rest by then.
+		for ((i = 0; i < 150; i++)); do
+			[[ -n $init && -e /proc/${init// /} ]] || break
+			sleep 0.2
+		done
+	fi
+	exit "$1"
 }
 
 # ----------------------------------------------------------- namespace side
@@ -327,7 +355,7 @@ inside() {
 	W=$1
 	ROOT=$W/root
 	SECONDS=$3
-	local modcache=$2 t img out f p
+	local modcache=$2 t img out f p refused
 	NS_BRIDGES=()
 	trap inside_exit EXIT
 	trap 'exit 130' INT
@@ -391,6 +419,18 @@ inside() {
 		[[ -z $(losetup -j "$img") ]] || die "the clickhouse image is still attached to a loop device"
 		log "clickhouse image unmounted and its loop device released"
 	fi
+
+	# The port preflight: a stranger on the broker's port, and up starts nothing.
+	socat -u TCP-LISTEN:19092,bind=127.0.0.1,reuseaddr,fork OPEN:/dev/null </dev/null 2>/dev/null &
+	NS_BRIDGES+=($!)
+	for ((i = 0; i < 50; i++)); do port_open 19092 && break; sleep 0.1; done
+	refused=$(in_root "$ROOT_REPO/deploy/local/stack.sh" up 2>&1) && die "stack.sh up started with a stranger on port 19092: $refused"
+	grep -q 'port 19092 (Kafka) is taken' <<<"$refused" || die "stack.sh up failed, but not for the taken port: $refused"
+	out=$(in_root "$ROOT_REPO/deploy/local/stack.sh" status)
+	[[ $(grep -c stopped <<<"$out") == 3 ]] || die "stack.sh up refused a taken port but started something: $out"
+	! mountpoint -q "$ROOT$ROOT_STACK/clickhouse/data" || die "stack.sh up refused a taken port but mounted the clickhouse image"
+	log "with a stranger on port 19092, stack.sh up refused and started nothing; it said:"
+	stamp <<<"$refused"
 }
 
 case "${1:-}" in
