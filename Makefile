@@ -5,13 +5,13 @@
 SHELL      := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 STACK      := deploy/local/stack.sh
-ENV        := /var/lib/tarifa-stack/env
+ENV        := $(or $(TARIFA_STACK_DIR),/var/lib/tarifa-stack)/env
 BIN        := bin/tarifa
 VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_LD := -ldflags "-X main.version=$(VERSION)"
 WITH_ENV   := set -a && source $$( $(STACK) env >/dev/null 2>&1 && echo $(ENV) ) && set +a &&
 
-.PHONY: build test demo bench bench-e2e bench-rerate bench-reports fuzz lint up down status migrate clean
+.PHONY: build test test-fresh demo bench bench-e2e bench-rerate bench-reports fuzz lint up down status migrate clean
 
 build:
 	go build $(GOFLAGS_LD) -o $(BIN) ./cmd/tarifa
@@ -32,6 +32,12 @@ migrate: build up
 test: up
 	go vet ./...
 	$(WITH_ENV) go test -race -count=1 -timeout 20m ./...
+
+# test-fresh: `make up` on a pristine Debian 12 root (debootstrap minbase, its
+# own mount, PID and network namespaces), then every server must answer and
+# `down` must leave nothing; the host's stack is never touched.
+test-fresh:
+	deploy/local/test-fresh.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -21,6 +21,10 @@ PG_PORT=55432
 CH_PORT=19000
 CH_HTTP=18123
 KAFKA_PORT=19092
+# The tools this script runs live in sbin on Debian; a root shell that was
+# not a login shell (su, sudo, some CI runners) may not have it on its PATH.
+# Go lives where its tarball puts it unless it is on the PATH already.
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/local/go/bin
 
 log() { printf 'stack: %s\n' "$*" >&2; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
@@ -51,18 +55,48 @@ wait_for() {
 	die "$desc did not answer within ${secs}s (logs: $STACK/log)"
 }
 
+# clickhouse_server: prints the ClickHouse server binary. It is looked up when
+# it is needed, never when the script loads: on a fresh machine apt-get puts
+# it in place halfway through `up`.
+clickhouse_server() {
+	local p
+	for p in /usr/sbin/clickhouse-server /usr/bin/clickhouse-server; do
+		[[ -x $p ]] && { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# missing_packages: prints, one a line, the Debian packages that hold a program
+# this script runs and that is not installed. Some are Essential or Priority
+# required on Debian, yet a trimmed image may lack them.
+missing_packages() {
+	local -A pkgs=()
+	local tool
+	[[ -x $PG_BIN/postgres && -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] || pkgs[postgresql-15]=1
+	[[ -x $PG_BIN/pg_isready ]] && command -v psql >/dev/null || pkgs[postgresql-client-15]=1
+	clickhouse_server >/dev/null || pkgs[clickhouse-server]=1
+	command -v clickhouse-client >/dev/null || pkgs[clickhouse-client]=1
+	command -v kcat >/dev/null || pkgs[kcat]=1
+	for tool in findmnt mountpoint runuser setsid flock; do
+		command -v $tool >/dev/null || pkgs[util-linux]=1
+	done
+	command -v mount >/dev/null || pkgs[mount]=1
+	command -v mkfs.ext4 >/dev/null || pkgs[e2fsprogs]=1
+	command -v useradd >/dev/null || pkgs[passwd]=1
+	((${#pkgs[@]} == 0)) || printf '%s\n' "${!pkgs[@]}" | sort
+}
+
 install_missing() {
-	local pkgs=()
-	[[ -x $PG_BIN/postgres ]] || pkgs+=(postgresql-15)
-	command -v psql >/dev/null || pkgs+=(postgresql-client-15)
-	[[ -x /usr/sbin/clickhouse-server || -x /usr/bin/clickhouse-server ]] || pkgs+=(clickhouse-server)
-	command -v clickhouse-client >/dev/null || pkgs+=(clickhouse-client)
-	command -v kcat >/dev/null || pkgs+=(kcat)
+	local pkgs
+	mapfile -t pkgs < <(missing_packages)
 	((${#pkgs[@]} == 0)) && return 0
 	[[ $(id -u) == 0 ]] || die "missing packages (${pkgs[*]}) and not root to install them"
 	log "installing ${pkgs[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null
+	apt-get update -qq >"$STACK/log/apt.log" 2>&1 || {
+		tail -n 20 "$STACK/log/apt.log" >&2
+		die "apt-get update failed (see $STACK/log/apt.log)"
+	}
 	# Debian's postgresql and clickhouse packages try to start system-wide
 	# services; this stack runs its own, so keep them from starting.
 	local policy=0
@@ -71,16 +105,17 @@ install_missing() {
 		chmod +x /usr/sbin/policy-rc.d
 		policy=1
 	fi
-	apt-get install -y -qq "${pkgs[@]}" >"$STACK/log/apt.log" 2>&1 || {
+	apt-get install -y -qq "${pkgs[@]}" >>"$STACK/log/apt.log" 2>&1 || {
 		[[ $policy == 0 ]] || rm -f /usr/sbin/policy-rc.d
 		tail -n 20 "$STACK/log/apt.log" >&2
-		die "apt-get install ${pkgs[*]} failed"
+		die "apt-get install ${pkgs[*]} failed (see $STACK/log/apt.log)"
 	}
 	[[ $policy == 0 ]] || rm -f /usr/sbin/policy-rc.d
+	# Every program is looked up again now that apt has put it in place.
+	mapfile -t pkgs < <(missing_packages)
+	((${#pkgs[@]} == 0)) || die "still missing after apt-get install: ${pkgs[*]} (see $STACK/log/apt.log)"
+	log "installed (apt log: $STACK/log/apt.log)"
 }
-
-CH_SERVER=/usr/sbin/clickhouse-server
-[[ -x $CH_SERVER ]] || CH_SERVER=/usr/bin/clickhouse-server
 
 start_postgres() {
 	local dir=$STACK/pg pid
@@ -116,7 +151,7 @@ start_postgres() {
 		"$PG_BIN/pg_ctl" -D "$dir" -l "$STACK/log/postgresql.log" -w -t 60 start >/dev/null 9>&- ||
 		die "postgresql did not start (see $STACK/log/postgresql.log)"
 	head -n1 "$dir/postmaster.pid" >"$STACK/run/pg.pid"
-	wait_for "postgresql" 30 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p $PG_PORT
+	wait_for "postgresql" 30 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p $PG_PORT -U postgres
 	log "postgresql started (pid $(cat "$STACK/run/pg.pid"))"
 }
 
@@ -184,7 +219,9 @@ clickhouse_ready() { clickhouse-client --port $CH_PORT --host 127.0.0.1 --query 
 nojournal_ext4() {
 	local dev opts
 	[[ $(findmnt -n -o FSTYPE --target "$1" 2>/dev/null) == ext4 ]] || return 1
-	dev=$(findmnt -n -o SOURCE --target "$1")
+	# --nofsroot: a bind-mounted or chroot root reads /dev/vda[/some/dir].
+	dev=$(findmnt -n --nofsroot -o SOURCE --target "$1")
+	dev=$(readlink -f "$dev") # /dev/mapper/x and /dev/root are links
 	opts=/proc/fs/ext4/${dev##*/}/options
 	[[ -r $opts ]] && ! grep -q '^data=' "$opts"
 }
@@ -231,18 +268,19 @@ clickhouse_volume() {
 }
 
 start_clickhouse() {
-	local dir=$STACK/clickhouse pid
+	local dir=$STACK/clickhouse pid server
 	if pid=$(ours "$STACK/run/clickhouse.pid" "$dir/config.xml"); then
 		log "clickhouse already running (pid $pid)"
 		return 0
 	fi
 	port_open $CH_PORT && die "port $CH_PORT (ClickHouse native) is taken by a process this stack did not start; stop it or free the port"
 	port_open $CH_HTTP && die "port $CH_HTTP (ClickHouse HTTP) is taken by a process this stack did not start; stop it or free the port"
+	server=$(clickhouse_server) || die "clickhouse-server is not installed"
 	clickhouse_volume
 	write_clickhouse_config
 	# setsid puts the server in a session of its own, so it outlives the shell
 	# that started it; $! is the server itself (setsid execs it).
-	setsid "$CH_SERVER" --config-file="$dir/config.xml" </dev/null >>"$STACK/log/clickhouse.out" 2>&1 9>&- &
+	setsid "$server" --config-file="$dir/config.xml" </dev/null >>"$STACK/log/clickhouse.out" 2>&1 9>&- &
 	echo $! >"$STACK/run/clickhouse.pid"
 	wait_for "clickhouse" 60 clickhouse_ready
 	log "clickhouse started (pid $(cat "$STACK/run/clickhouse.pid"))"
@@ -255,7 +293,6 @@ start_broker() {
 		return 0
 	fi
 	port_open $KAFKA_PORT && die "port $KAFKA_PORT (Kafka) is taken by a process this stack did not start; stop it or free the port"
-	command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 	log "building the dev broker"
 	(cd "$REPO" && go build -o "$bin.new" ./cmd/devbroker) || die "go build ./cmd/devbroker failed"
 	mv "$bin.new" "$bin"
@@ -297,6 +334,9 @@ stop() {
 	log "$1 stopped (pid $pid)"
 }
 
+# go_version: the Go release go.mod asks for.
+go_version() { sed -n 's/^go //p' "$REPO/go.mod"; }
+
 # preflight: before starting anything, every port of a server that is not
 # already ours must be free, so a stranger's server is never mixed into the
 # stack and nothing is left half started.
@@ -307,7 +347,12 @@ preflight() {
 		port_open $CH_PORT && taken+=("$CH_PORT (ClickHouse native)")
 		port_open $CH_HTTP && taken+=("$CH_HTTP (ClickHouse HTTP)")
 	fi
-	ours "$STACK/run/broker.pid" "$STACK/bin/tarifa-devbroker" >/dev/null || ! port_open $KAFKA_PORT || taken+=("$KAFKA_PORT (Kafka)")
+	if ! ours "$STACK/run/broker.pid" "$STACK/bin/tarifa-devbroker" >/dev/null; then
+		port_open $KAFKA_PORT && taken+=("$KAFKA_PORT (Kafka)")
+		# Go is not a Debian package here (bookworm's is too old): say so
+		# before anything is installed or started.
+		command -v go >/dev/null || die "go is not on the PATH nor in /usr/local/go/bin: install Go $(go_version) in /usr/local/go to build the dev broker; nothing was started"
+	fi
 	((${#taken[@]} == 0)) && return 0
 	local p
 	for p in "${taken[@]}"; do log "port $p is taken by a process this stack did not start"; done
@@ -318,6 +363,9 @@ up() {
 	mkdir -p "$STACK/run" "$STACK/log" "$STACK/bin"
 	chmod 755 "$STACK" "$STACK/run"
 	exec 9>"$STACK/run/lock"
+	# flock is the one tool used before install_missing; util-linux, which
+	# holds it, is Essential on Debian.
+	command -v flock >/dev/null || die "flock is missing: apt-get install util-linux"
 	flock -w 300 9 || die "another stack.sh holds $STACK/run/lock"
 	preflight
 	install_missing
