@@ -107,7 +107,7 @@ func plan(ctx context.Context, ch driver.Conn, sel Selection, filter string, siz
 // The xDRs are read with FINAL (the filter must see the current version);
 // the raw CDRs without it, keeping the newest version of each in Go, which
 // costs ClickHouse half as much.
-func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versions []uint64) ([]candidate, error) {
+func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versions []uint64, cands []candidate) ([]candidate, error) {
 	from, to := timeArgs(c.from, c.to)
 	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, status, reason, orig_client_id,
 			toInt64(toDecimal128(orig_cost, 6) * 1000000), term_client_id, term_reason, toInt64(toDecimal128(term_cost, 6) * 1000000), version
@@ -116,7 +116,6 @@ func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versi
 	if err != nil {
 		return nil, fmt.Errorf("read the xDRs of %s: %w", c, err)
 	}
-	var cands []candidate
 	for rows.Next() {
 		var cd candidate
 		var status, reason, termReason string

@@ -247,6 +247,12 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 	pctx, stopPrefetch := context.WithCancel(ctx)
 	defer stopPrefetch()
 	reads := make(chan readResult, 1)
+	// Three chunk buffers go round: one being read, one waiting, one being
+	// applied; their xDR slots keep their decode buffers from chunk to chunk.
+	free := make(chan *chunkRead, 3)
+	for range 3 {
+		free <- &chunkRead{}
+	}
 	go func() {
 		defer close(reads)
 		raters := []*rater.Rater{rater.NewRater(), rater.NewRater()}
@@ -254,7 +260,13 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			if c.done {
 				continue
 			}
-			rd, err := r.read(pctx, j, c, filter, cat, raters)
+			var rd *chunkRead
+			select {
+			case rd = <-free:
+			case <-pctx.Done():
+				return
+			}
+			err := r.read(pctx, rd, j, c, filter, cat, raters)
 			select {
 			case reads <- readResult{rd, err}:
 			case <-pctx.Done():
@@ -295,9 +307,10 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			case <-time.After(time.Duration(attempt+1) * time.Second):
 			}
 			// What a failed attempt wrote is staged: read the chunk again.
-			rd, err = r.read(ctx, j, c, filter, cat, raters)
+			err = r.read(ctx, rd, j, c, filter, cat, raters)
 		}
 		done += int64(len(rd.cands))
+		free <- rd
 		if r.cfg.Progress != nil {
 			r.cfg.Progress(Progress{Job: j.ID, Done: done, Planned: planned, Elapsed: time.Since(start)})
 		}
@@ -405,21 +418,23 @@ type readResult struct {
 	err error
 }
 
-// read reads chunk c's candidates and rates them (step 1).
-func (r *Runner) read(ctx context.Context, j *Job, c chunkPlan, filter string, cat *rater.Catalog, raters []*rater.Rater) (*chunkRead, error) {
-	rd := &chunkRead{c: c}
+// read reads chunk c's candidates into rd and rates them (step 1).
+func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, filter string, cat *rater.Catalog, raters []*rater.Rater) error {
+	rd.c, rd.dead, rd.st = c, nil, nil
 	if !j.DryRun {
 		var err error
 		if rd.dead, rd.st, err = loadStaged(ctx, r.ch, j.ID, c.n); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	var err error
-	if rd.cands, err = scan(ctx, r.ch, c, filter, rd.dead); err != nil {
-		return nil, err
+	clear(rd.cands) // let the last chunk's raw CDRs go
+	cands, err := scan(ctx, r.ch, c, filter, rd.dead, rd.cands[:0])
+	if err != nil {
+		return err
 	}
-	rd.news = rateAll(cat, raters, rd.cands)
-	return rd, nil
+	rd.cands = cands
+	rd.news = rateAll(cat, raters, rd.cands, rd.news)
+	return nil
 }
 
 // apply counts a dry run's chunk, or commits a confirmed job's (steps 2–6).
@@ -438,10 +453,14 @@ func (r *Runner) apply(ctx context.Context, j *Job, rd *chunkRead, filter string
 	return r.commit(ctx, j, rd.c, filter, cat, rt, t, info, inScope, rd.dead, rd.st, rd.cands, rd.news)
 }
 
-// rateAll rates each candidate's raw CDR as the worker would have, sharing
-// the work between the raters (one goroutine each).
-func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate) []rater.XDR {
-	news := make([]rater.XDR, len(cands))
+// rateAll rates each candidate's raw CDR as the worker would have, into
+// news (its slots reused), sharing the work between the raters (one
+// goroutine each).
+func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, news []rater.XDR) []rater.XDR {
+	for len(news) < len(cands) {
+		news = append(news[:cap(news)], rater.XDR{})
+	}
+	news = news[:len(cands)]
 	per := (len(cands) + len(raters) - 1) / len(raters)
 	var wg sync.WaitGroup
 	for k, rt := range raters {
@@ -455,6 +474,8 @@ func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate) []rat
 			for i := lo; i < hi; i++ {
 				cd := &cands[i]
 				if !cd.hasRaw {
+					news[i] = rater.XDR{CDR: news[i].CDR}
+					news[i].MarkDuplicate() // nothing to rate: nothing to write
 					continue
 				}
 				m := ingest.Message{Partition: int(cd.partition), Offset: cd.offset, Time: cd.received, Value: cd.raw}
@@ -485,10 +506,10 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 	if !same {
 		// A worker wrote into the chunk since it was read: read it again,
 		// now that no worker can.
-		if cands, err = scan(ctx, r.ch, c, filter, dead); err != nil {
+		if cands, err = scan(ctx, r.ch, c, filter, dead, cands[:0]); err != nil {
 			return err
 		}
-		news = rateAll(cat, []*rater.Rater{rt}, cands)
+		news = rateAll(cat, []*rater.Rater{rt}, cands, news)
 	}
 	clock, err := sinks.Clock(ctx, tx)
 	if err != nil {
@@ -557,16 +578,24 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		if err := stage(ctx, r.ch, j.ID, c.n, version, cands, write); err != nil {
 			return err
 		}
-		xs := make([]rater.XDR, len(write))
-		var d sinks.BalanceDeltas
-		for k, i := range write {
-			xs[k] = news[i]
-			xs[k].Version = version
-			d.SubXDR(&cands[i].old)
-			d.AddXDR(&xs[k])
-			t.add(&cands[i].old, &xs[k])
+		// The new xDRs are written in place: those left alone are marked
+		// so that the writer skips them.
+		writing := make([]bool, len(news))
+		for _, i := range write {
+			writing[i] = true
 		}
-		if err := r.w.Write(ctx, xs, false); err != nil {
+		var d sinks.BalanceDeltas
+		for i := range news {
+			if !writing[i] {
+				news[i].MarkDuplicate()
+				continue
+			}
+			news[i].Version = version
+			d.SubXDR(&cands[i].old)
+			d.AddXDR(&news[i])
+			t.add(&cands[i].old, &news[i])
+		}
+		if err := r.w.Write(ctx, news, false); err != nil {
 			return fmt.Errorf("write the new xDRs: %w", err)
 		}
 		if r.afterWrite != nil {
@@ -582,7 +611,7 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 			r.log.Warn("low balance", "client_id", n.ClientID, "client", n.ClientName,
 				"available", n.Available.StringFixed(6), "threshold", n.Threshold.StringFixed(6))
 		}
-		if err := sinks.MarkRollupHours(ctx, tx, xs); err != nil {
+		if err := sinks.MarkRollupHours(ctx, tx, news); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -182,6 +183,11 @@ func rerateFlags(fs *flag.FlagSet) *rerateCommon {
 // with opens the servers and a runner, and calls fn.
 func (c *rerateCommon) with(ctx context.Context, stderr io.Writer, fn func(*pgxpool.Pool, *rerate.Runner) error) error {
 	log := newLogger(stderr)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A job's memory is its chunks in flight; a soft limit keeps the
+		// garbage of a long job from doubling it (GOMEMLIMIT overrides).
+		debug.SetMemoryLimit(400 << 20)
+	}
 	if *c.cpuProfile != "" {
 		f, err := os.Create(*c.cpuProfile)
 		if err != nil {

@@ -38,6 +38,14 @@ func TestRerateEndToEnd(t *testing.T) {
 	if _, err := db.PG.Exec(ctx, fixCatalog); err != nil {
 		t.Fatal(err)
 	}
+	// Live traffic from now on is rated by a worker that has the fix.
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(w.stderr.String(), "catalog loaded") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the catalog fix did not reach the worker within 20 s\n%s", w.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	from, to := base.Add(-time.Minute).Format(time.RFC3339), base.Add(3*time.Hour).Format(time.RFC3339)
 	rerate := func(mode string) *exec.Cmd {
 		cmd := exec.Command(bin, "rerate", "--from", from, "--to", to, "--topic", topic, "--chunk-size", "150", mode, "--format", "json")
@@ -93,7 +101,7 @@ func TestRerateEndToEnd(t *testing.T) {
 	if _, err := hold.Exec(ctx, `SELECT 1 FROM rerate_jobs WHERE id = $1 FOR UPDATE`, job); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for tornChunks(t, db) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the job never wrote a chunk while its progress row was held")
@@ -123,6 +131,21 @@ func TestRerateEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(out, &done); err != nil || done.State != "done" {
 		t.Fatalf("resumed job printed %s (%v)", out, err)
 	}
+	defer func() {
+		if t.Failed() {
+			jobs, _ := exec.Command(bin, "rerate", "jobs", "--pg-dsn", db.PGDSN, "--clickhouse-dsn", db.CHDSN).Output()
+			t.Logf("the job that finished: %.300s\n%s", out, jobs)
+			rows, _ := db.CH.Query(ctx, `SELECT setup_time < toDateTime(?) AS old, toString(orig_rate), status, reason, count(), max(version) % 1000
+				FROM xdrs FINAL WHERE orig_code = '447' OR reason != '' GROUP BY old, orig_rate, status, reason ORDER BY old, orig_rate`, uint32(base.Add(3*time.Hour).Unix()))
+			for rows != nil && rows.Next() {
+				var o uint8
+				var rate, status, reason string
+				var n, mark uint64
+				_ = rows.Scan(&o, &rate, &status, &reason, &n, &mark)
+				t.Logf("old=%d rate=%s %s %s: %d (version mark %d)", o, rate, status, reason, n, mark)
+			}
+		}
+	}()
 	waitConsumed(t, db, topic, len(old.msgs)+len(live.msgs)+len(old.mismatched), 90*time.Second, w)
 	w.stop(t)
 
