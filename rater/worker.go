@@ -262,6 +262,9 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 		w.m.lag.DeleteLabelValues(label)
 		w.m.committed.DeleteLabelValues(label)
 	}()
+	// The consumer reports the lag, also while a commit keeps failing.
+	p.OnLag(func(n int64) { lag.Set(float64(n)) })
+	defer p.OnLag(nil)
 	next, err := w.nextOffset(ctx, p)
 	if err != nil {
 		return nil // stopping
@@ -333,7 +336,6 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 		commit(next)
 		w.observe(batch, res, time.Since(start))
 		committed.Set(float64(next))
-		lag.Set(float64(p.Lag()))
 		if len(res.Notifications) > 0 {
 			w.notify(res.Notifications)
 		}
