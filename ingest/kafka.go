@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -20,7 +21,10 @@ type ConsumerConfig struct {
 	// created (default 8).
 	Partitions int
 	// SessionTimeout is how long the group waits for a silent member before
-	// reassigning its partitions (default 10 s).
+	// reassigning its partitions (default 6 s, the least a Kafka broker
+	// accepts by default). It bounds how long partitions stay with a
+	// crashed worker: after any sequence of crashes, every partition is
+	// served again within about twice the session timeout (see Run).
 	SessionTimeout time.Duration
 	// RebalanceTimeout is how long the group waits for members to rejoin
 	// after a rebalance starts; keep it above the worker's shutdown timeout,
@@ -28,6 +32,9 @@ type ConsumerConfig struct {
 	RebalanceTimeout time.Duration
 	// Prefetch bounds the messages read ahead per partition (default 16384).
 	Prefetch int
+	// LagInterval is how often the log-end offsets of the assigned
+	// partitions are read from the brokers, for Partition.OnLag (default 2 s).
+	LagInterval time.Duration
 }
 
 // Validate fills defaults and checks the required fields.
@@ -45,7 +52,10 @@ func (c *ConsumerConfig) Validate() error {
 		c.Partitions = 8
 	}
 	if c.SessionTimeout <= 0 {
-		c.SessionTimeout = 10 * time.Second
+		c.SessionTimeout = 6 * time.Second
+	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = 2 * time.Second
 	}
 	if c.Prefetch <= 0 {
 		c.Prefetch = 16384
@@ -65,7 +75,8 @@ type Message struct {
 }
 
 // Partition is one partition assigned to this worker for one consumer group
-// generation. Its methods are called by the one goroutine that handles it.
+// generation. Fetch is called by the one goroutine that handles it; OnLag is
+// safe for concurrent use.
 type Partition struct {
 	Topic string
 	ID    int
@@ -74,6 +85,13 @@ type Partition struct {
 	msgs   chan Message
 	errc   chan error
 	timer  *time.Timer
+
+	// committed is the next offset the store holds (-1: nothing stored, the
+	// partition starts at logStart); logStart and logEnd are the offsets
+	// last read from the brokers (-1: not known yet).
+	committed, logStart, logEnd atomic.Int64
+	lagMu                       sync.Mutex
+	onLag                       func(lag int64)
 }
 
 // Fetch waits for at least one message, then gathers more until max
@@ -109,9 +127,55 @@ func (p *Partition) Fetch(ctx context.Context, buf []Message, max int, wait time
 	return buf, nil
 }
 
-// Lag returns how many messages of the partition are not yet fetched, as
-// last reported by the broker.
-func (p *Partition) Lag() int64 { return p.reader.Stats().Lag }
+// OnLag sets fn to receive the partition's lag — its log-end offset less the
+// next offset the store holds, the messages waiting to be committed — each
+// time either moves: every LagInterval from the brokers, and at each commit.
+// It is called only once the log end is known, so a stuck partition shows its
+// backlog growing rather than a stale value. fn runs on other goroutines, one
+// call at a time; after OnLag(nil) returns it is not called again.
+func (p *Partition) OnLag(fn func(lag int64)) {
+	p.lagMu.Lock()
+	defer p.lagMu.Unlock()
+	p.onLag = fn
+	p.reportLocked()
+}
+
+// setLogEnd raises the known log-end offset to end and reports the lag.
+func (p *Partition) setLogEnd(end int64) {
+	for {
+		old := p.logEnd.Load()
+		if end <= old {
+			return
+		}
+		if p.logEnd.CompareAndSwap(old, end) {
+			p.reportLag()
+			return
+		}
+	}
+}
+
+// setCommitted records the next offset the store holds and reports the lag.
+func (p *Partition) setCommitted(next int64) {
+	p.committed.Store(next)
+	p.reportLag()
+}
+
+func (p *Partition) reportLag() {
+	p.lagMu.Lock()
+	defer p.lagMu.Unlock()
+	p.reportLocked()
+}
+
+func (p *Partition) reportLocked() {
+	end, next := p.logEnd.Load(), p.committed.Load()
+	if next < 0 {
+		next = p.logStart.Load()
+	}
+	if p.onLag == nil || end < 0 || next < 0 {
+		return
+	}
+	p.onLag(max(end-next, 0))
+}
 
 // Consumer joins a consumer group and hands each assigned partition to a
 // handler goroutine, starting at the offset the caller's store says is next.
@@ -121,6 +185,9 @@ func (p *Partition) Lag() int64 { return p.reader.Stats().Lag }
 type Consumer struct {
 	cfg ConsumerConfig
 	log *slog.Logger
+
+	mu    sync.Mutex
+	parts map[int]*Partition // the partitions being served, for the lag poll
 }
 
 // NewConsumer returns a consumer; it connects nothing until Run.
@@ -187,6 +254,18 @@ type Handler func(ctx context.Context, p *Partition, commit func(next int64)) er
 // Run joins the group and serves generations until ctx ends. start returns
 // the next offset to read of a partition (from the caller's store); a
 // negative value means the partition's first offset.
+//
+// How long partitions stay unserved after a member crashes rests on the
+// session timeout s: the coordinator drops a member that stopped
+// heartbeating after s, but a member that crashed while its JoinGroup
+// waited counts as joined, is given partitions in the generation that
+// completes, and is dropped s after that. So after the last of any sequence
+// of crashes every partition is served again within about 2s, plus a
+// heartbeat interval for the survivors to notice and the time they take to
+// finish their batches in flight and rejoin (about 10 s in all with the 6 s
+// default on the local stack). This holds on Kafka (which adds its
+// group.initial.rebalance.delay.ms, 3 s by default, when the group had
+// emptied) and on the dev broker (cmd/devbroker/parked.go).
 func (c *Consumer) Run(ctx context.Context, start func(ctx context.Context, partition int) (int64, error), handle Handler) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                c.cfg.Group,
@@ -194,7 +273,7 @@ func (c *Consumer) Run(ctx context.Context, start func(ctx context.Context, part
 		Topics:            []string{c.cfg.Topic},
 		SessionTimeout:    c.cfg.SessionTimeout,
 		RebalanceTimeout:  c.cfg.RebalanceTimeout,
-		HeartbeatInterval: c.cfg.SessionTimeout / 5,
+		HeartbeatInterval: c.cfg.SessionTimeout / 6,
 		JoinGroupBackoff:  time.Second,
 		StartOffset:       kafka.FirstOffset,
 	})
@@ -202,31 +281,40 @@ func (c *Consumer) Run(ctx context.Context, start func(ctx context.Context, part
 		return fmt.Errorf("consumer group %s: %w", c.cfg.Group, err)
 	}
 	defer group.Close()
-	backoff, failing := time.Second, false
+	// On stop, close the group at once rather than when the handlers have
+	// returned: kafka-go then waits for them to flush and leaves the group,
+	// instead of rejoining first because the generation ended.
+	defer context.AfterFunc(ctx, func() { group.Close() })()
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		c.pollLogEnds(pollCtx)
+	}()
+	defer func() {
+		stopPoll()
+		<-polled
+	}()
+	failing := false
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			// kafka-go keeps retrying the join itself and hands us each
-			// failure (broker down, coordinator moving, a rebalance in
-			// progress): wait and ask again, logging once per outage.
+			// kafka-go keeps retrying the join itself, JoinGroupBackoff
+			// apart, and hands us each failure (broker down, coordinator
+			// moving, a rebalance in progress) before it retries: ask again
+			// at once, logging once per outage.
 			if !failing {
 				c.log.Error("join consumer group; retrying", "group", c.cfg.Group, "err", err)
 				failing = true
 			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 10*time.Second)
 			continue
 		}
 		if failing {
 			c.log.Info("joined consumer group", "group", c.cfg.Group)
-			failing, backoff = false, time.Second
+			failing = false
 		}
 		assigned := gen.Assignments[c.cfg.Topic]
 		ids := make([]int, len(assigned))
@@ -279,6 +367,7 @@ func (c *Consumer) servePartition(ctx, gctx context.Context, gen *kafka.Generati
 			return
 		}
 	}
+	stored := offset
 	if offset < 0 {
 		offset = kafka.FirstOffset
 	}
@@ -303,6 +392,11 @@ func (c *Consumer) servePartition(ctx, gctx context.Context, gen *kafka.Generati
 	}
 	p := &Partition{Topic: c.cfg.Topic, ID: id, reader: r, msgs: make(chan Message, c.cfg.Prefetch), errc: make(chan error, 1), timer: time.NewTimer(time.Hour)}
 	defer p.timer.Stop()
+	p.committed.Store(max(stored, -1))
+	p.logStart.Store(-1)
+	p.logEnd.Store(-1)
+	c.serving(p, true)
+	defer c.serving(p, false)
 
 	// The pump hands messages to Fetch through a channel of bounded
 	// capacity; it stops when the handler's context ends.
@@ -320,6 +414,7 @@ func (c *Consumer) servePartition(ctx, gctx context.Context, gen *kafka.Generati
 				}
 				return
 			}
+			p.setLogEnd(m.HighWaterMark)
 			select {
 			case p.msgs <- Message{Partition: m.Partition, Offset: m.Offset, Time: m.Time, Value: m.Value}:
 			case <-hctx.Done():
@@ -329,6 +424,7 @@ func (c *Consumer) servePartition(ctx, gctx context.Context, gen *kafka.Generati
 	}()
 
 	commit := func(next int64) {
+		p.setCommitted(next)
 		if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Topic: {id: next}}); err != nil {
 			c.log.Debug("commit offset to group", "partition", id, "err", err)
 		}
@@ -338,4 +434,91 @@ func (c *Consumer) servePartition(ctx, gctx context.Context, gen *kafka.Generati
 	}
 	cancel()
 	<-pumpDone
+}
+
+// serving adds p to the partitions whose log ends are polled, or removes it.
+func (c *Consumer) serving(p *Partition, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.parts == nil {
+		c.parts = map[int]*Partition{}
+	}
+	if on {
+		c.parts[p.ID] = p
+	} else if c.parts[p.ID] == p {
+		delete(c.parts, p.ID)
+	}
+}
+
+// pollLogEnds reads the log-end offsets of the partitions being served
+// every LagInterval, in one ListOffsets request (and their first offsets,
+// for those with nothing stored yet), so that a partition whose commits
+// fail, and whose reader therefore stopped fetching, still shows how far
+// the log ran ahead. A failed read keeps the last values.
+func (c *Consumer) pollLogEnds(ctx context.Context) {
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 5 * time.Second, Transport: transport}
+	list := func(parts []*Partition, at int64) (map[int]int64, error) {
+		req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+		for _, p := range parts {
+			req.Topics[c.cfg.Topic] = append(req.Topics[c.cfg.Topic], kafka.OffsetRequest{Partition: p.ID, Timestamp: at})
+		}
+		res, err := client.ListOffsets(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("list offsets of %s: %w", c.cfg.Topic, err)
+		}
+		offsets := map[int]int64{}
+		for _, po := range res.Topics[c.cfg.Topic] {
+			o := po.LastOffset
+			if at == kafka.FirstOffset {
+				o = po.FirstOffset
+			}
+			if po.Error == nil && o >= 0 {
+				offsets[po.Partition] = o
+			}
+		}
+		return offsets, nil
+	}
+	t := time.NewTicker(c.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		parts := make([]*Partition, 0, len(c.parts))
+		var unstored []*Partition
+		for _, p := range c.parts {
+			parts = append(parts, p)
+			if p.committed.Load() < 0 && p.logStart.Load() < 0 {
+				unstored = append(unstored, p)
+			}
+		}
+		c.mu.Unlock()
+		if len(unstored) > 0 {
+			if starts, err := list(unstored, kafka.FirstOffset); err == nil {
+				for _, p := range unstored {
+					if o, ok := starts[p.ID]; ok {
+						p.logStart.Store(o)
+					}
+				}
+			} else if ctx.Err() == nil {
+				c.log.Debug("read first offsets", "err", err)
+			}
+		}
+		if len(parts) > 0 {
+			if ends, err := list(parts, kafka.LastOffset); err == nil {
+				for _, p := range parts {
+					if o, ok := ends[p.ID]; ok {
+						p.setLogEnd(o)
+					}
+				}
+			} else if ctx.Err() == nil {
+				c.log.Debug("read log-end offsets", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -31,7 +31,7 @@ func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tarifa_batch_duration_seconds", Help: "Time to rate and commit one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}),
-		lag:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tarifa_consumer_lag", Help: "Messages of a partition not yet fetched."}, []string{"partition"}),
+		lag:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tarifa_consumer_lag", Help: "Messages of a partition not yet committed: its log-end offset less the next offset stored in PostgreSQL."}, []string{"partition"}),
 		committed:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tarifa_committed_offset", Help: "Next offset to process of a partition, as committed to PostgreSQL."}, []string{"partition"}),
 		catalogVersion: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tarifa_catalog_version", Help: "Version of the catalog snapshot in use."}),
 		catalogReloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_catalog_reloads_total", Help: "Catalog snapshots loaded."}),

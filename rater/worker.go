@@ -273,12 +273,15 @@ func (w *Worker) startOffset(ctx context.Context, partition int) (int64, error) 
 
 func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commit func(int64)) error {
 	label := strconv.Itoa(p.ID)
-	lag := w.m.lag.WithLabelValues(label)
 	committed := w.m.committed.WithLabelValues(label)
 	defer func() {
 		w.m.lag.DeleteLabelValues(label)
 		w.m.committed.DeleteLabelValues(label)
 	}()
+	// The consumer reports the lag, also while a commit keeps failing; the
+	// series appears with the first report, never as a 0 not measured.
+	p.OnLag(func(n int64) { w.m.lag.WithLabelValues(label).Set(float64(n)) })
+	defer p.OnLag(nil)
 	next, err := w.nextOffset(ctx, p)
 	if err != nil {
 		return nil // stopping
@@ -315,7 +318,6 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 			commit(next)
 			w.observe(b, res, time.Since(start))
 			committed.Set(float64(next))
-			lag.Set(float64(p.Lag()))
 			if len(res.Notifications) > 0 {
 				w.notify(res.Notifications)
 			}

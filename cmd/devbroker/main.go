@@ -1,6 +1,9 @@
 // Command devbroker is the Kafka-protocol broker of Tarifa's local stack: one
 // in-process kfake broker on loopback that creates topics on first use and,
-// with --data-dir, keeps its log across restarts.
+// with --data-dir, keeps its log across restarts. Its connections keep
+// Kafka's semantics for the group requests the coordinator holds, where
+// kfake's differ (parked.go), so that a consumer group recovers from crashed
+// members within its session timeouts, as on Kafka.
 //
 // It is a development and test tool only. Production runs a real Kafka (or
 // Redpanda) cluster; nothing in Tarifa depends on this program.
@@ -9,6 +12,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,7 +28,6 @@ func main() {
 	flag.Parse()
 
 	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
 		kfake.Ports(*port),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(*partitions),
@@ -35,7 +38,7 @@ func main() {
 	if *seed != "" {
 		opts = append(opts, kfake.SeedTopics(int32(*partitions), *seed))
 	}
-	c, err := kfake.NewCluster(opts...)
+	c, err := newCluster(opts...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "devbroker: start on 127.0.0.1:%d: %v\n", *port, err)
 		os.Exit(1)
@@ -55,4 +58,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "devbroker: forced shutdown")
 		os.Exit(1)
 	}
+}
+
+// newCluster starts the one-broker kfake cluster with its connections
+// wrapped by a parkingListener.
+func newCluster(opts ...kfake.Opt) (*kfake.Cluster, error) {
+	k := &keeper{}
+	return kfake.NewCluster(append([]kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			ln, err := net.Listen(network, address)
+			if err != nil {
+				return nil, err
+			}
+			k.setAddr(ln.Addr().String())
+			return &parkingListener{Listener: ln, keeper: k}, nil
+		}),
+	}, opts...)...)
 }

@@ -39,7 +39,7 @@ func TestWorkerPoisonNeverStopsAPartition(t *testing.T) {
 	bin := buildTarifa(t)
 	db, topic := setupPipeline(t)
 	ctx := context.Background()
-	createTopic(t, topic, 8)
+	createTopic(t, kafkaBrokers(), topic, 8)
 	const edge = "-99999999999999.999999" // the most negative numeric(20, 6)
 	if _, err := db.PG.Exec(ctx, `INSERT INTO transactions (client_id, kind, amount, currency, ref) VALUES (2, 'adjustment', `+edge+`, 'USD', 'edge')`); err != nil {
 		t.Fatal(err)
@@ -179,21 +179,6 @@ func rateDetail(t *testing.T, bin, line string) string {
 		t.Fatalf("tarifa rate printed %q: %v", out, err)
 	}
 	return r.Detail
-}
-
-// createTopic creates topic with n partitions on the shared broker.
-func createTopic(t *testing.T, topic string, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(kafkaBrokers())}
-	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: n, ReplicationFactor: 1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := res.Errors[topic]; err != nil {
-		t.Fatal(err)
-	}
 }
 
 // produceTo writes msgs in order; a key "partition-N" sends a message to

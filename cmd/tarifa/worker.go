@@ -48,7 +48,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", 2*time.Second, "how often the catalog version is checked")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush the batches in flight")
 	fs.DurationVar(&cfg.MaxBackoff, "max-backoff", 10*time.Second, "longest wait between retries while a server is unreachable")
-	sessionTimeout := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
+	sessionTimeout := fs.Duration("session-timeout", 6*time.Second, "consumer group session timeout: how long partitions stay with a worker that stopped without leaving (a crash)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

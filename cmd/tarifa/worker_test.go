@@ -260,7 +260,7 @@ func (s *syncBuffer) Bytes() []byte { return []byte(s.String()) }
 func startWorker(t testing.TB, bin string, db *sinktest.DB, topic string, extra ...string) *workerProc {
 	t.Helper()
 	args := append([]string{"worker", "--topic", topic, "--group", topic + "-rater", "--metrics-addr", "127.0.0.1:0",
-		"--batch-size", "300", "--batch-wait", "50ms", "--reload-interval", "500ms", "--session-timeout", "6s"}, extra...)
+		"--batch-size", "300", "--batch-wait", "50ms", "--reload-interval", "500ms"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "TARIFA_LOG_LEVEL=debug", "TARIFA_PG_DSN="+db.PGDSN, "TARIFA_CLICKHOUSE_DSN="+db.CHDSN, "TARIFA_KAFKA_BROKERS="+kafkaBrokers())
 	stderr := &syncBuffer{}
