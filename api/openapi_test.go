@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/tarifa/tarifa/catalog"
 )
 
 var update = flag.Bool("update", false, "rewrite openapi.json from the route and field tables")
@@ -66,47 +68,47 @@ type obj = map[string]any
 
 func ref(name string) obj { return obj{"$ref": "#/components/schemas/" + name} }
 
-func fieldSchema(f field) obj {
+func fieldSchema(f catalog.Field) obj {
 	var s obj
-	switch f.kind {
-	case kText, kName, kEmail, kLocale:
+	switch f.Kind {
+	case catalog.KText, catalog.KNotes, catalog.KName, catalog.KEmail, catalog.KLocale:
 		s = obj{"type": "string"}
-		if f.kind == kEmail {
+		if f.Kind == catalog.KEmail {
 			s["format"] = "email"
 		}
-		if f.kind == kName {
+		if f.Kind == catalog.KName {
 			s["minLength"] = 1
 		}
-	case kCurrency:
+	case catalog.KCurrency:
 		s = obj{"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217"}
-	case kTimezone:
+	case catalog.KTimezone:
 		s = obj{"type": "string", "example": "Europe/London"}
-	case kMoney:
+	case catalog.KMoney:
 		s = obj{"type": "string", "format": "decimal", "example": "100.50"}
-	case kMoneyNull:
+	case catalog.KMoneyNull:
 		s = obj{"type": "string", "format": "decimal", "nullable": true}
-	case kCount:
+	case catalog.KCount:
 		s = obj{"type": "integer", "minimum": 0, "nullable": true}
-	case kInt:
-		s = obj{"type": "integer", "minimum": f.min, "maximum": f.max}
-	case kBool:
+	case catalog.KInt:
+		s = obj{"type": "integer", "minimum": f.Min, "maximum": f.Max}
+	case catalog.KBool:
 		s = obj{"type": "boolean"}
-	case kDate:
+	case catalog.KDate:
 		s = obj{"type": "string", "format": "date", "nullable": true}
-	case kTags:
+	case catalog.KTags:
 		s = obj{"type": "array", "items": obj{"type": "string"}}
-	case kEnum:
-		s = obj{"type": "string", "enum": f.enum}
-	case kRef:
+	case catalog.KEnum:
+		s = obj{"type": "string", "enum": f.Enum}
+	case catalog.KRef:
 		s = obj{"type": "integer", "nullable": true}
-	case kRefRequired:
+	case catalog.KRefRequired:
 		s = obj{"type": "integer"}
 	}
 	var notes []string
-	if f.doc != "" {
-		notes = append(notes, f.doc)
+	if f.Doc != "" {
+		notes = append(notes, f.Doc)
 	}
-	if f.fixed {
+	if f.Fixed {
 		notes = append(notes, "set on create only")
 	}
 	if len(notes) > 0 {
@@ -115,19 +117,17 @@ func fieldSchema(f field) obj {
 	return s
 }
 
-func entitySchema(e *entity) obj {
+func entitySchema(e *catalog.Entity) obj {
 	props := obj{"id": obj{"type": "integer", "readOnly": true}}
 	var required []string
-	for _, f := range e.fields {
-		props[f.name] = fieldSchema(f)
-		if f.required {
-			required = append(required, f.name)
+	for _, f := range e.Fields {
+		props[f.Name] = fieldSchema(f)
+		if f.Required {
+			required = append(required, f.Name)
 		}
 	}
-	if !e.noStamps {
-		props["created_at"] = obj{"type": "string", "format": "date-time", "readOnly": true}
-		props["updated_at"] = obj{"type": "string", "format": "date-time", "readOnly": true}
-	}
+	props["created_at"] = obj{"type": "string", "format": "date-time", "readOnly": true}
+	props["updated_at"] = obj{"type": "string", "format": "date-time", "readOnly": true}
 	s := obj{"type": "object", "properties": props}
 	if len(required) > 0 {
 		s["required"] = required
@@ -152,14 +152,14 @@ var (
 
 // buildOpenAPI is the OpenAPI 3 document of routes.
 func buildOpenAPI(routes []route) obj {
-	rateTable := entitySchema(rateTables)
+	rateTable := entitySchema(catalog.RateTables)
 	rateTable["properties"].(obj)["rates"] = obj{"type": "integer", "readOnly": true, "description": "number of rates"}
 	schemas := obj{
 		"Error":     props("error", str, "field", str),
-		"Reseller":  entitySchema(resellers),
-		"Manager":   entitySchema(managers),
-		"Client":    entitySchema(clients),
-		"Account":   entitySchema(accounts),
+		"Reseller":  entitySchema(catalog.Resellers),
+		"Manager":   entitySchema(catalog.Managers),
+		"Client":    entitySchema(catalog.Clients),
+		"Account":   entitySchema(catalog.Accounts),
 		"RateTable": rateTable,
 		"Rate": props("id", integer, "rate_table_id", integer, "code", str, "code_name", str, "rate", decimalS,
 			"effective_from", stamp, "end_date", obj{"type": "string", "format": "date-time", "nullable": true},

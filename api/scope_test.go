@@ -21,8 +21,10 @@ func TestScopeMatrix(t *testing.T) {
 	m2 := e.create("/v1/managers", map[string]any{"name": "M2", "reseller_id": r2})
 	rt := e.create("/v1/rate-tables", map[string]any{"name": "RT", "currency": "USD"})
 	e.must(200, e.admin, "POST", path("/v1/rate-tables/{id}/rates", rt), "code,rate\n44,0.01\n")
+	rt2 := e.create("/v1/rate-tables", map[string]any{"name": "RT2", "currency": "USD"})
+	e.must(200, e.admin, "POST", path("/v1/rate-tables/{id}/rates", rt2), "code,rate\n44,0.02\n")
 	c1 := e.create("/v1/clients", map[string]any{"name": "C1", "reseller_id": r1a, "currency": "USD", "orig_rate_table_id": rt, "credit_limit": "5"})
-	c2 := e.create("/v1/clients", map[string]any{"name": "C2", "reseller_id": r2, "currency": "USD", "orig_rate_table_id": rt, "credit_limit": "5"})
+	c2 := e.create("/v1/clients", map[string]any{"name": "C2", "reseller_id": r2, "currency": "USD", "orig_rate_table_id": rt2, "credit_limit": "5"})
 	a1 := e.create(path("/v1/clients/{id}/accounts", c1), map[string]any{"kind": "ip", "ident": "192.0.2.1"})
 	a2 := e.create(path("/v1/clients/{id}/accounts", c2), map[string]any{"kind": "ip", "ident": "192.0.2.2"})
 	t1 := num(t, e.must(201, e.admin, "POST", "/v1/transactions", map[string]any{"client_id": c1, "kind": "payment", "amount": "1"})["id"])
@@ -87,12 +89,16 @@ func TestScopeMatrix(t *testing.T) {
 		{"GET", "/v1/accounts/{id}", ids{a1, a2}, nil, scoped(ok)},
 		{"PATCH", "/v1/accounts/{id}", ids{a1, a2}, func(int64) any { return map[string]any{"term": true} }, scoped(ok)},
 
-		{"GET", "/v1/rate-tables", ids{}, nil, all(ok)},
+		// a rate table is seen by the resellers and clients that use it
+		{"GET", "/v1/rate-tables", ids{}, nil, [3][2]int{{ok, ok}, {ok, ok}, {ok, ok}}},
 		{"POST", "/v1/rate-tables", ids{}, func(int64) any { return map[string]any{"name": uniq("rt"), "currency": "USD"} }, adminOnly(created)},
-		{"GET", "/v1/rate-tables/{id}", ids{rt, rt}, nil, all(ok)},
-		{"PATCH", "/v1/rate-tables/{id}", ids{rt, rt}, func(int64) any { return map[string]any{"notes": "n"} }, adminOnly(ok)},
-		{"GET", "/v1/rate-tables/{id}/rates", ids{rt, rt}, nil, all(ok)},
-		{"POST", "/v1/rate-tables/{id}/rates", ids{rt, rt}, func(int64) any { return "code,rate\n45,0.02\n" }, adminOnly(ok)},
+		{"GET", "/v1/rate-tables/{id}", ids{rt, rt2}, nil, clientReads},
+		{"PATCH", "/v1/rate-tables/{id}", ids{rt, rt2}, func(int64) any { return map[string]any{"notes": uniq("n")} }, adminOnly(ok)},
+		{"GET", "/v1/rate-tables/{id}/rates", ids{rt, rt2}, nil, clientReads},
+		{"POST", "/v1/rate-tables/{id}/rates", ids{rt, rt2}, func(int64) any { return "code,rate\n45,0.02\n" }, adminOnly(ok)},
+		{"PATCH", "/v1/clients/{id}", ids{c1, c2}, func(id int64) any {
+			return map[string]any{"term_rate_table_id": map[int64]int64{c1: rt2, c2: rt}[id]} // a table the reseller does not see
+		}, [3][2]int{{ok, ok}, {invalidS, missing}, {forbidden, forbidden}}},
 
 		{"POST", "/v1/transactions", ids{c1, c2}, func(id int64) any {
 			return map[string]any{"client_id": id, "kind": "adjustment", "amount": "-0.5"}
@@ -104,7 +110,7 @@ func TestScopeMatrix(t *testing.T) {
 		// destructive ones last
 		{"DELETE", "/v1/managers/{id}", ids{m1, m2}, nil, scoped(ok)},
 		{"DELETE", "/v1/accounts/{id}", ids{a1, a2}, nil, scoped(ok)},
-		{"DELETE", "/v1/rate-tables/{id}", ids{rt, rt}, nil, adminOnly(ok)},
+		{"DELETE", "/v1/rate-tables/{id}", ids{rt, rt2}, nil, adminOnly(ok)},
 	}
 
 	covered := map[string]bool{}

@@ -277,7 +277,7 @@ func TestPaymentsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = catalog.Apply(context.Background(), db.PG, f, catalog.Options{})
-	if err == nil || !strings.Contains(err.Error(), `payments[0] "wire-001": ref: already recorded for "Customer A" as a payment of 500`) {
+	if err == nil || !strings.Contains(err.Error(), `payments[0] "wire-001": ref: ref "wire-001" is already used by transaction 1 (a payment of 500.000000): a recorded transaction is never changed`) {
 		t.Errorf("changed payment: err = %v", err)
 	}
 }
@@ -307,13 +307,13 @@ func TestApplyErrors(t *testing.T) {
 	}
 	const head = "resellers: [{name: R, currency: USD}]\nclients:\n  - {name: Customer A}\n  - {name: Customer Z}\n"
 	f(head+"  - {name: Customer B, timezone: Mars/Base}\n",
-		`catalog.yaml: clients[2] "Customer B": timezone: unknown time zone "Mars/Base"`)
+		`catalog.yaml: clients[2] "Customer B": timezone: unknown timezone "Mars/Base": want an IANA name such as Europe/London`)
 	f(head+"  - {name: Customer B, bill_by: answer}\n",
 		`catalog.yaml: clients[2] "Customer B": bill_by: must be one of disconnect, setup, connect, got "answer"`)
 	f(head+"  - {name: Customer B, credit_limit: \"1e3\"}\n",
-		`catalog.yaml: clients[2] "Customer B": credit_limit: "1e3" is not a decimal number`)
+		`catalog.yaml: clients[2] "Customer B": credit_limit: "1e3" is not a plain decimal such as "12.50"`)
 	f(head+"  - {name: Customer B, credit_limit: \"10\", unlimited: true}\n",
-		`catalog.yaml: clients[2] "Customer B": credit_limit: not allowed with unlimited: true (postpaid has no limit)`)
+		`catalog.yaml: clients[2] "Customer B": credit_limit: must be 0 with unlimited: true (postpaid has no limit), got 10`)
 	f(head+"  - {name: Customer B, accounts: [{kind: username, ident: u1, tech_prefix: \"77#\"}]}\n",
 		`catalog.yaml: clients[2] "Customer B": accounts[0]: tech_prefix: only ip accounts have a tech prefix`)
 	f(head+"  - {name: Customer B, orig_rate_table: nope}\n",
@@ -324,7 +324,7 @@ func TestApplyErrors(t *testing.T) {
 		`catalog.yaml: rate_tables[0] "bad": deck decks/bad.csv: line 3: code: "4x7" is not digits`)
 	f("rate_tables: [{name: r, currency: usd, deck: decks/missing.csv}]\n",
 		`catalog.yaml: 2 problems:
-  rate_tables[0] "r": currency: must be three capital letters such as USD, got "usd"
+  rate_tables[0] "r": currency: unknown currency "usd": want an ISO 4217 code such as USD
   rate_tables[0] "r": deck: open decks/missing.csv: no such file or directory`)
 	f("resellers: [{name: R, currency: USD, parent: Q}]\n",
 		`catalog.yaml: resellers[0] "R": parent: unknown reseller "Q"`)
@@ -333,11 +333,11 @@ func TestApplyErrors(t *testing.T) {
 	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
 		`catalog.yaml: rate_tables[0] "a": parent: a rate table cannot be its own parent`)
 	f("rate_tables: [{name: a, currency: EUR, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv}]\n",
-		`catalog.yaml: rate_tables[0] "a": parent: rate table "b" is in USD, this one in EUR`)
+		`catalog.yaml: rate_tables[0] "a": parent: rate table 1 "b" is in USD, not EUR`)
 	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
-		`catalog.yaml: rate_tables[0] "a": parent: rate tables form a cycle`)
+		`catalog.yaml: rate_tables[0] "a": parent: rate tables form a cycle: "a" → "b" → "a"`)
 	f(head+"payments: [{client: Customer A, amount: \"-5\", ref: w1}]\n",
-		`catalog.yaml: payments[0] "w1": amount: must not be negative, got -5`)
+		`catalog.yaml: payments[0] "w1": amount: a payment must be positive; use an adjustment to lower a balance the other way`)
 	f(head+"payments: [{client: Nobody, amount: \"5\", ref: w1}]\n",
 		`catalog.yaml: payments[0] "w1": client: unknown client "Nobody"`)
 }
@@ -388,7 +388,7 @@ func TestRateTableParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = catalog.Apply(context.Background(), db.PG, file, catalog.Options{})
-	want := `rate_tables[0] "base": parent: rate table "child" is below "base": that would make a cycle`
+	want := `rate_tables[0] "base": parent: rate table 2 "child" is 1 "base" itself or below it: that would make a cycle`
 	if err == nil || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("apply closing a cycle through the database: %v, want …%s", err, want)
 	}
