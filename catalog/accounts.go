@@ -87,7 +87,7 @@ func checkAccount(ctx context.Context, w *Writer, old Row, in Input) error {
 			v, given := in[side]
 			switch {
 			case v == true:
-				return invalid(side, "client %d is deleted: its accounts stay off", clientID)
+				return errDeletedClientAccount(side)
 			case !given && old == nil:
 				in[side] = false // not the column's default: the client is deleted
 			}
@@ -101,6 +101,12 @@ func checkAccount(ctx context.Context, w *Writer, old Row, in Input) error {
 		}
 	}
 	return nil
+}
+
+// errDeletedClientAccount refuses to switch side on for an account of a
+// deleted client.
+func errDeletedClientAccount(side string) *FieldError {
+	return invalid(side, "the client is deleted: its accounts stay off")
 }
 
 // CanonicalIdent validates an account identifier for its kind and returns

@@ -414,3 +414,81 @@ func TestDemoCatalog(t *testing.T) {
 		t.Error("second demo apply changed something")
 	}
 }
+
+// TestApplyAuditsLikeTheAPI: every change an apply makes has its audit row
+// under the actor "catalog apply (FILE)", payments included; a client the
+// file deletes gets its accounts switched off, each audited, and applying
+// the same file again changes nothing.
+func TestApplyAuditsLikeTheAPI(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	path := copyTestdata(t)
+	apply(t, db.PG, path, false)
+	actor := "catalog apply (" + path + ")"
+	audits := func(entity, action string) int {
+		return count(t, db.PG, "SELECT count(*) FROM audit_log WHERE actor = $1 AND entity = $2 AND action = $3", actor, entity, action)
+	}
+	for _, c := range []struct {
+		entity, action string
+		want           int
+	}{
+		{"time profile", "create", 1}, {"rate table", "create", 2}, {"rate table", "import_rates", 2},
+		{"reseller", "create", 2}, {"client", "create", 3}, {"account", "create", 5}, {"transaction", "create", 2},
+	} {
+		if got := audits(c.entity, c.action); got != c.want {
+			t.Errorf("%s %s audit rows: %d, want %d", c.entity, c.action, got, c.want)
+		}
+	}
+	if n := count(t, db.PG, "SELECT count(*) FROM audit_log WHERE actor <> $1", actor); n != 0 {
+		t.Errorf("%d audit rows under another actor", n)
+	}
+
+	yml, _ := os.ReadFile(path)
+	yml = []byte(strings.Replace(string(yml), "    status: active\n", "    status: deleted\n", 1)) // Customer A
+	if err := os.WriteFile(path, yml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := apply(t, db.PG, path, false)
+	if rep.Clients.Updated != 1 || rep.Accounts.Unchanged != 5 {
+		t.Errorf("delete through the file: %+v", rep)
+	}
+	if n := count(t, db.PG, `SELECT count(*) FROM accounts a JOIN clients c ON c.id = a.client_id
+		WHERE c.name = 'Customer A' AND (a.orig OR a.term)`); n != 0 {
+		t.Errorf("%d accounts of the deleted Customer A still on", n)
+	}
+	if got := audits("account", "update"); got != 3 {
+		t.Errorf("account update audit rows: %d, want 3 (one per account switched off)", got)
+	}
+	if rep := apply(t, db.PG, path, false); rep.Changed() {
+		t.Error("applying the deleting file again changed something")
+	}
+}
+
+// TestApplyRefusesAResellerCycleThroughTheDatabase is the attack of issue
+// 10: a file that names only "Acme Wholesale" with the parent "Acme East",
+// while East's parent is Wholesale. Neither the dry run nor the apply may
+// make the loop.
+func TestApplyRefusesAResellerCycleThroughTheDatabase(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	apply(t, db.PG, copyTestdata(t), false)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cycle.yaml")
+	if err := os.WriteFile(path, []byte("resellers: [{name: Acme Wholesale, parent: Acme East, currency: USD}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := catalog.Load(path)
+	if err != nil {
+		t.Fatalf("check: %v (the loop is only in the database)", err)
+	}
+	want := path + `: resellers[0] "Acme Wholesale": parent: reseller 2 "Acme East" is 1 "Acme Wholesale" itself or below it: that would make a cycle`
+	for _, dry := range []bool{true, false} {
+		_, err := catalog.Apply(context.Background(), db.PG, f, catalog.Options{DryRun: dry})
+		if err == nil || err.Error() != want {
+			t.Errorf("dry run %v: %v, want %s", dry, err, want)
+		}
+	}
+	if n := count(t, db.PG, "SELECT count(*) FROM resellers WHERE name = 'Acme Wholesale' AND parent_id IS NULL"); n != 1 {
+		t.Error("Acme Wholesale got a parent")
+	}
+}

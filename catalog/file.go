@@ -353,6 +353,13 @@ func (f *File) check(v *validator) {
 			if in == nil {
 				continue
 			}
+			if c.Status == string(ClientDeleted) {
+				for _, side := range []string{"orig", "term"} {
+					if in[side] == true {
+						v.field(ae, errDeletedClientAccount(side))
+					}
+				}
+			}
 			key := a.Kind + "\x00" + strValue(in["ident"]) + "\x00" + a.TechPrefix
 			if other, dup := accounts[key]; dup {
 				v.add(ae, "", "the same kind, ident and tech_prefix as %s", other)

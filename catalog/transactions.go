@@ -182,12 +182,23 @@ func (w *Writer) Post(ctx context.Context, t *Txn) (out json.RawMessage, replaye
 	if err != nil {
 		return nil, false, fmt.Errorf("read client %d: %w", t.ClientID, err)
 	}
+	if t.Currency == "" {
+		t.Currency = currency
+	}
+	if t.Ref != "" { // a retry is answered whatever happened to the client since
+		var exists bool
+		if err := w.tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM transactions WHERE client_id = $1 AND ref = $2)", t.ClientID, t.Ref).Scan(&exists); err != nil {
+			return nil, false, fmt.Errorf("read transaction by ref: %w", err)
+		}
+		if exists {
+			out, err := w.replay(ctx, t)
+			return out, err == nil, err
+		}
+	}
 	if status == string(ClientDeleted) {
 		return nil, false, invalid("client_id", "client %d is deleted", t.ClientID)
 	}
-	if t.Currency == "" {
-		t.Currency = currency
-	} else if t.Currency != currency {
+	if t.Currency != currency {
 		return nil, false, invalid("currency", "client %d is billed in %s, not %s", t.ClientID, currency, t.Currency)
 	}
 	var at, ref any
