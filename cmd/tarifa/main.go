@@ -36,7 +36,7 @@ func commands() map[string]command {
 		"gen":     {"generate realistic CDRs from the catalog to Kafka or a file", runGen},
 		"migrate": {"create the databases if missing and apply pending PostgreSQL and ClickHouse migrations", runMigrate},
 		"report":  {"print reports from ClickHouse: summary, mismatches", runReport},
-		"token":   {"create API bearer tokens (admin, reseller, client)", runToken},
+		"token":   {"create, list and revoke API bearer tokens (admin, reseller, client; optional expiry)", runToken},
 		"worker":  {"consume CDRs from Kafka, rate both legs, write xDRs to ClickHouse and balances to PostgreSQL", runWorker},
 		"rate":    {"price CDR JSON lines against a deck CSV alone (no servers), one JSON line out per CDR", runRate},
 		"quote":   {"price one call against a deck and explain the price (code, rate row, billed seconds)", runQuote},
