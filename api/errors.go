@@ -22,6 +22,7 @@ type apiError struct {
 	Field  string `json:"field,omitempty"`
 }
 
+// Error is the field and the message.
 func (e *apiError) Error() string {
 	if e.Field != "" {
 		return e.Field + ": " + e.Msg

@@ -190,7 +190,9 @@ func buildOpenAPI(routes []route) obj {
 			"rate", props("code", str, "code_name", str, "rate", decimalS, "effective_from", stamp, "end_date", stamp,
 				"min_volume", integer, "interval", integer, "grace_volume", integer, "setup_fee", decimalS, "time_profile", str),
 			"max_seconds", obj{"type": "integer", "description": "longest call the available balance pays for, capped at --max-call"}, "at", stamp),
-		"ImportResult": props("rate_table_id", integer, "dry_run", obj{"type": "boolean"}, "added_count", integer, "changed_count", integer,
+		"ImportResult": props("rate_table_id", integer, "mode", obj{"type": "string", "enum": []string{"merge", "replace"}},
+			"dry_run", obj{"type": "boolean"}, "applied", obj{"type": "boolean", "description": "false for a dry run, and for a replace with rejected lines (answered 422)"},
+			"added_count", integer, "changed_count", integer, "removed_count", obj{"type": "integer", "description": "replace only"},
 			"unchanged_count", integer, "rejected_count", integer,
 			"added", obj{"type": "array", "items": props("line", integer, "code", str, "effective_from", stamp, "time_profile", str)},
 			"changed", obj{"type": "array", "items": props("line", integer, "code", str, "effective_from", stamp, "time_profile", str)},
@@ -245,7 +247,7 @@ func buildOpenAPI(routes []route) obj {
 	for _, rt := range routes {
 		op := obj{"summary": rt.summary, "operationId": strings.ToLower(rt.method) + strings.NewReplacer("/", "_", "{", "", "}", "", "-", "_", ".", "_").Replace(rt.path)}
 		responses := obj{}
-		errs := []string{"400", "401", "403", "404", "409", "422"}
+		errs := []string{"400", "401", "403", "404", "409", "413", "422"}
 		if rt.roles&public != 0 {
 			op["security"] = []any{}
 			errs = nil
@@ -296,13 +298,14 @@ func buildOpenAPI(routes []route) obj {
 		"openapi": "3.0.3",
 		"info": obj{"title": "Tarifa management API", "version": "1",
 			"description": "Resellers, managers, clients, accounts, rate tables, transactions, balances, prepaid authorization and the audit log. " +
-				"Amounts are decimal strings. Errors are {\"error\", \"field\"}. See the package doc of github.com/tarifa/tarifa/api."},
+				"Amounts are decimal strings (at most 6 decimals and 10^12). Errors are {\"error\", \"field\"}. JSON bodies are at most 1 MiB, " +
+				"deck CSVs 64 MiB; a field given twice, text that is not UTF-8 and NUL bytes are refused. See the package doc of github.com/tarifa/tarifa/api."},
 		"servers":  []any{obj{"url": "http://127.0.0.1:8480"}},
 		"security": []any{obj{"bearer": []any{}}},
 		"paths":    paths,
 		"components": obj{"schemas": schemas,
 			"responses": obj{"Error": obj{"description": "error: 400 bad request, 401 no or bad token, 403 role may not use the endpoint, " +
-				"404 not found or outside the caller's scope, 409 conflict with stored state, 422 invalid value",
+				"404 not found or outside the caller's scope, 409 conflict with stored state, 413 body too large, 422 invalid value",
 				"content": obj{"application/json": obj{"schema": ref("Error")}}}}, "securitySchemes": obj{"bearer": obj{"type": "http", "scheme": "bearer"}}},
 	}
 }

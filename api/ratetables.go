@@ -89,6 +89,7 @@ type limitedBody struct {
 	readErr error
 }
 
+// Read reads the body, noting a read error.
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {

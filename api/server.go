@@ -307,11 +307,13 @@ type statusWriter struct {
 	wrote  bool
 }
 
+// WriteHeader records the status it sends.
 func (w *statusWriter) WriteHeader(code int) {
 	w.status, w.wrote = code, true
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Write records that the answer has begun.
 func (w *statusWriter) Write(b []byte) (int, error) {
 	w.wrote = true
 	return w.ResponseWriter.Write(b)

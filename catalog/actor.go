@@ -58,6 +58,7 @@ func (a *Actor) unscoped() *Actor {
 	return &Actor{Name: a.Name, TokenID: a.TokenID}
 }
 
+// String names the actor and its scope, for logs.
 func (a *Actor) String() string {
 	switch {
 	case a.IsReseller():

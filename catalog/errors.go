@@ -43,6 +43,7 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error is "field: message", or the message alone.
 func (e *FieldError) Error() string {
 	if e.Field != "" {
 		return e.Field + ": " + e.Msg

@@ -135,6 +135,7 @@ type FileError struct {
 	Problems []string
 }
 
+// Error lists the problems, one per line when there are several.
 func (e *FileError) Error() string {
 	if len(e.Problems) == 1 {
 		return e.Path + ": " + e.Problems[0]
