@@ -202,7 +202,7 @@ func (s *Server) routes() []route {
 		{"POST", "/v1/managers", ar, "create a manager", s.createH(catalog.Managers), false},
 		{"GET", "/v1/managers/{id}", ar, "read a manager", s.getH(catalog.Managers), false},
 		{"PATCH", "/v1/managers/{id}", ar, "edit a manager", s.updateH(catalog.Managers), false},
-		{"DELETE", "/v1/managers/{id}", ar, "archive a manager (status deleted)", s.archiveH(catalog.Managers, "deleted"), false},
+		{"DELETE", "/v1/managers/{id}", ar, "archive a manager (status deleted)", s.archiveH(catalog.Managers, string(catalog.ManagerDeleted)), false},
 
 		{"GET", "/v1/clients", ar, "list clients (?name starts-with, ?email with * wildcard, ?status, ?tag, ?reseller_id, ?manager_id)", s.listClients, false},
 		{"GET", "/v1/clients.csv", ar, "export the clients the same filters select, as CSV, in id order", s.exportClients, false},

@@ -143,15 +143,25 @@ type TokenInfo struct {
 	Revoked    time.Time // zero: not revoked
 }
 
-// State is "revoked", "expired" or "active" at now.
-func (t TokenInfo) State(now time.Time) string {
+// TokenState says whether a token works.
+type TokenState string
+
+// The states of a token: only an active one authenticates.
+const (
+	TokenActive  TokenState = "active"
+	TokenExpired TokenState = "expired"
+	TokenRevoked TokenState = "revoked"
+)
+
+// State is the token's state at now.
+func (t TokenInfo) State(now time.Time) TokenState {
 	switch {
 	case !t.Revoked.IsZero():
-		return "revoked"
+		return TokenRevoked
 	case !t.Expires.IsZero() && !t.Expires.After(now):
-		return "expired"
+		return TokenExpired
 	}
-	return "active"
+	return TokenActive
 }
 
 // ListTokens returns every stored token, oldest first.

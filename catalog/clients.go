@@ -200,6 +200,15 @@ func (w *Writer) DeleteClient(ctx context.Context, id int64, xdrs func(ctx conte
 	return nil
 }
 
+// ManagerStatus is the status of a manager.
+type ManagerStatus string
+
+// The statuses of a manager: deleted means archived.
+const (
+	ManagerActive  ManagerStatus = "active"
+	ManagerDeleted ManagerStatus = "deleted"
+)
+
 // Managers belong to one reseller and are responsible for some of its
 // clients; no balance, transactions or rate tables.
 var Managers = &Entity{
@@ -209,7 +218,7 @@ var Managers = &Entity{
 		{Name: "reseller_id", Kind: KRefRequired, Ref: "resellers", Fixed: true, Doc: "defaults to a reseller actor's own"},
 		{Name: "name", Kind: KName, Required: true, Doc: "unique within the reseller"},
 		{Name: "email", Kind: KEmail},
-		{Name: "status", Kind: KEnum, Enum: []string{"active", "deleted"}},
+		{Name: "status", Kind: KEnum, Enum: []string{string(ManagerActive), string(ManagerDeleted)}},
 	},
 	scope: scopeByReseller("t.reseller_id"),
 	owner: "t.reseller_id",
