@@ -173,3 +173,37 @@ func TestBearerSchemeAnyCase(t *testing.T) {
 		}
 	}
 }
+
+// TestDeckAboveItsLimit: a deck larger than Config.MaxDeck answers 413 and
+// imports nothing; a JSON body is held to MaxBody, not to the deck's limit.
+func TestDeckAboveItsLimit(t *testing.T) {
+	e := newEnv(t)
+	rt := e.create("/v1/rate-tables", map[string]any{"name": "T", "currency": "USD"})
+	base := realServer(t, e, Config{MaxDeck: 4096, MaxBody: 2048})
+	post := func(p, ct, body string) (int, string) {
+		req, _ := http.NewRequest("POST", base+p, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.admin)
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(out))
+	}
+	var deck strings.Builder
+	deck.WriteString("code,rate\n")
+	for i := 0; deck.Len() < 5000; i++ {
+		fmt.Fprintf(&deck, "%d,0.01\n", 1000+i)
+	}
+	if code, out := post(path("/v1/rate-tables/{id}/rates", rt), "text/csv", deck.String()); code != 413 || out != `{"error":"deck above 4096 bytes"}` {
+		t.Errorf("deck above the limit: %d %s", code, out)
+	}
+	if n := num(t, e.must(200, e.admin, "GET", path("/v1/rate-tables/{id}/rates", rt), nil)["total"]); n != 0 {
+		t.Errorf("%d rates imported from a deck above the limit", n)
+	}
+	if code, out := post("/v1/resellers", "application/json", `{"name": "`+strings.Repeat("r", 3000)+`"}`); code != 413 || out != `{"error":"request body above 2048 bytes"}` {
+		t.Errorf("JSON above MaxBody: %d %s", code, out)
+	}
+}
