@@ -183,56 +183,59 @@ type route struct {
 	roles        roles
 	summary      string
 	h            func(w http.ResponseWriter, r *http.Request, p *principal) error
-	deck         bool // the body is a deck CSV: Config.MaxDeck and DeckReadTimeout
 }
+
+// deckRoute is the one route whose body is a deck CSV: Config.MaxDeck and
+// DeckReadTimeout apply to it instead of MaxBody and ReadTimeout.
+const deckRoute = "POST /v1/rate-tables/{id}/rates"
 
 func (s *Server) routes() []route {
 	const ar, arc = admin | reseller, admin | reseller | client
 	return []route{
-		{"GET", "/healthz", public, "liveness: the server answers and PostgreSQL is reachable", s.healthz, false},
-		{"GET", "/v1/openapi.json", public, "this API's OpenAPI document", s.openapi, false},
+		{"GET", "/healthz", public, "liveness: the server answers and PostgreSQL is reachable", s.healthz},
+		{"GET", "/v1/openapi.json", public, "this API's OpenAPI document", s.openapi},
 
-		{"GET", "/v1/resellers", ar, "list resellers (?archived=true for deleted ones, ?parent_id)", s.listResellers, false},
-		{"POST", "/v1/resellers", ar, "create a reseller", s.createH(catalog.Resellers), false},
-		{"GET", "/v1/resellers/{id}", ar, "read a reseller", s.getH(catalog.Resellers), false},
-		{"PATCH", "/v1/resellers/{id}", ar, "edit a reseller", s.updateH(catalog.Resellers), false},
-		{"DELETE", "/v1/resellers/{id}", ar, "archive a reseller (status deleted)", s.archiveH(catalog.Resellers, string(catalog.ResellerDeleted)), false},
+		{"GET", "/v1/resellers", ar, "list resellers (?archived=true for deleted ones, ?parent_id)", s.listResellers},
+		{"POST", "/v1/resellers", ar, "create a reseller", s.createH(catalog.Resellers)},
+		{"GET", "/v1/resellers/{id}", ar, "read a reseller", s.getH(catalog.Resellers)},
+		{"PATCH", "/v1/resellers/{id}", ar, "edit a reseller", s.updateH(catalog.Resellers)},
+		{"DELETE", "/v1/resellers/{id}", ar, "archive a reseller (status deleted)", s.archiveH(catalog.Resellers, string(catalog.ResellerDeleted))},
 
-		{"GET", "/v1/managers", ar, "list managers (?reseller_id, ?archived=true)", s.listManagers, false},
-		{"POST", "/v1/managers", ar, "create a manager", s.createH(catalog.Managers), false},
-		{"GET", "/v1/managers/{id}", ar, "read a manager", s.getH(catalog.Managers), false},
-		{"PATCH", "/v1/managers/{id}", ar, "edit a manager", s.updateH(catalog.Managers), false},
-		{"DELETE", "/v1/managers/{id}", ar, "archive a manager (status deleted)", s.archiveH(catalog.Managers, string(catalog.ManagerDeleted)), false},
+		{"GET", "/v1/managers", ar, "list managers (?reseller_id, ?archived=true)", s.listManagers},
+		{"POST", "/v1/managers", ar, "create a manager", s.createH(catalog.Managers)},
+		{"GET", "/v1/managers/{id}", ar, "read a manager", s.getH(catalog.Managers)},
+		{"PATCH", "/v1/managers/{id}", ar, "edit a manager", s.updateH(catalog.Managers)},
+		{"DELETE", "/v1/managers/{id}", ar, "archive a manager (status deleted)", s.archiveH(catalog.Managers, string(catalog.ManagerDeleted))},
 
-		{"GET", "/v1/clients", ar, "list clients (?name starts-with, ?email with * wildcard, ?status, ?tag, ?reseller_id, ?manager_id)", s.listClients, false},
-		{"GET", "/v1/clients.csv", ar, "export the clients the same filters select, as CSV, in id order", s.exportClients, false},
-		{"POST", "/v1/clients", ar, "create a client", s.createH(catalog.Clients), false},
-		{"POST", "/v1/clients/last-invoiced", ar, "set the last invoiced date of several clients at once", s.massLastInvoiced, false},
-		{"GET", "/v1/clients/{id}", arc, "read a client", s.getH(catalog.Clients), false},
-		{"PATCH", "/v1/clients/{id}", ar, "edit a client; status deleted turns off orig and term on all its accounts", s.updateH(catalog.Clients), false},
-		{"DELETE", "/v1/clients/{id}", ar, "delete a client (status deleted); ?full=true removes a deleted client without xDRs or transactions for good", s.fullDeleteClient, false},
+		{"GET", "/v1/clients", ar, "list clients (?name starts-with, ?email with * wildcard, ?status, ?tag, ?reseller_id, ?manager_id)", s.listClients},
+		{"GET", "/v1/clients.csv", ar, "export the clients the same filters select, as CSV, in id order", s.exportClients},
+		{"POST", "/v1/clients", ar, "create a client", s.createH(catalog.Clients)},
+		{"POST", "/v1/clients/last-invoiced", ar, "set the last invoiced date of several clients at once", s.massLastInvoiced},
+		{"GET", "/v1/clients/{id}", arc, "read a client", s.getH(catalog.Clients)},
+		{"PATCH", "/v1/clients/{id}", ar, "edit a client; status deleted turns off orig and term on all its accounts", s.updateH(catalog.Clients)},
+		{"DELETE", "/v1/clients/{id}", ar, "delete a client (status deleted); ?full=true removes a deleted client without xDRs or transactions for good", s.fullDeleteClient},
 
-		{"GET", "/v1/clients/{id}/accounts", ar, "list a client's accounts", s.listAccounts, false},
-		{"POST", "/v1/clients/{id}/accounts", ar, "create an account of a client", s.createAccount, false},
-		{"GET", "/v1/accounts/{id}", ar, "read an account", s.getH(catalog.Accounts), false},
-		{"PATCH", "/v1/accounts/{id}", ar, "edit an account", s.updateH(catalog.Accounts), false},
-		{"DELETE", "/v1/accounts/{id}", ar, "deactivate an account (status inactive; history stays)", s.archiveH(catalog.Accounts, string(catalog.AccountInactive)), false},
+		{"GET", "/v1/clients/{id}/accounts", ar, "list a client's accounts", s.listAccounts},
+		{"POST", "/v1/clients/{id}/accounts", ar, "create an account of a client", s.createAccount},
+		{"GET", "/v1/accounts/{id}", ar, "read an account", s.getH(catalog.Accounts)},
+		{"PATCH", "/v1/accounts/{id}", ar, "edit an account", s.updateH(catalog.Accounts)},
+		{"DELETE", "/v1/accounts/{id}", ar, "deactivate an account (status inactive; history stays)", s.archiveH(catalog.Accounts, string(catalog.AccountInactive))},
 
-		{"GET", "/v1/rate-tables", arc, "list the rate tables the caller sees (?archived=true, ?currency)", s.listRateTables, false},
-		{"POST", "/v1/rate-tables", admin, "create a rate table", s.createH(catalog.RateTables), false},
-		{"GET", "/v1/rate-tables/{id}", arc, "read a rate table", s.getH(catalog.RateTables), false},
-		{"PATCH", "/v1/rate-tables/{id}", admin, "edit a rate table", s.updateH(catalog.RateTables), false},
-		{"DELETE", "/v1/rate-tables/{id}", admin, "archive a rate table (status deleted)", s.archiveH(catalog.RateTables, string(catalog.RateTableDeleted)), false},
-		{"GET", "/v1/rate-tables/{id}/rates", arc, "list rates (?code exact, ?prefix, ?at in force at a time, ?status)", s.listRates, false},
-		{"POST", "/v1/rate-tables/{id}/rates", admin, "import rates from a deck CSV (text/csv; ?mode=merge|replace, ?dry_run=true)", s.importRates, true},
+		{"GET", "/v1/rate-tables", arc, "list the rate tables the caller sees (?archived=true, ?currency)", s.listRateTables},
+		{"POST", "/v1/rate-tables", admin, "create a rate table", s.createH(catalog.RateTables)},
+		{"GET", "/v1/rate-tables/{id}", arc, "read a rate table", s.getH(catalog.RateTables)},
+		{"PATCH", "/v1/rate-tables/{id}", admin, "edit a rate table", s.updateH(catalog.RateTables)},
+		{"DELETE", "/v1/rate-tables/{id}", admin, "archive a rate table (status deleted)", s.archiveH(catalog.RateTables, string(catalog.RateTableDeleted))},
+		{"GET", "/v1/rate-tables/{id}/rates", arc, "list rates (?code exact, ?prefix, ?at in force at a time, ?status)", s.listRates},
+		{"POST", "/v1/rate-tables/{id}/rates", admin, "import rates from a deck CSV (text/csv; ?mode=merge|replace, ?dry_run=true)", s.importRates},
 
-		{"POST", "/v1/transactions", ar, "post a payment, charge or adjustment (ref makes a retry idempotent)", s.createTransaction, false},
-		{"GET", "/v1/transactions/{id}", arc, "read a transaction", s.getH(catalog.Transactions), false},
-		{"GET", "/v1/clients/{id}/transactions", arc, "list a client's transactions (?from, ?to, ?kind)", s.listTransactions, false},
-		{"GET", "/v1/clients/{id}/balance", arc, "a client's live, fixed and available balance", s.balance, false},
+		{"POST", "/v1/transactions", ar, "post a payment, charge or adjustment (ref makes a retry idempotent)", s.createTransaction},
+		{"GET", "/v1/transactions/{id}", arc, "read a transaction", s.getH(catalog.Transactions)},
+		{"GET", "/v1/clients/{id}/transactions", arc, "list a client's transactions (?from, ?to, ?kind)", s.listTransactions},
+		{"GET", "/v1/clients/{id}/balance", arc, "a client's live, fixed and available balance", s.balance},
 
-		{"POST", "/v1/authorize", ar, "prepaid authorization of a call: allowed, rate and longest affordable duration", s.authorize, false},
-		{"GET", "/v1/audit", ar, "the audit log (?entity, ?entity_id, ?action, ?token_id, ?from, ?to)", s.listAudit, false},
+		{"POST", "/v1/authorize", ar, "prepaid authorization of a call: allowed, rate and longest affordable duration", s.authorize},
+		{"GET", "/v1/audit", ar, "the audit log (?entity, ?entity_id, ?action, ?token_id, ?from, ?to)", s.listAudit},
 	}
 }
 
@@ -241,14 +244,15 @@ func (s *Server) routes() []route {
 // metrics.
 func (s *Server) wrap(rt route) http.Handler {
 	pattern := rt.method + " " + rt.path
+	deck := pattern == deckRoute
 	limit := s.cfg.MaxBody
-	if rt.deck {
+	if deck {
 		limit = s.cfg.MaxDeck
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		if rt.deck {
+		if deck {
 			// A large deck may take longer than a JSON body to arrive.
 			_ = http.NewResponseController(w).SetReadDeadline(start.Add(s.cfg.DeckReadTimeout))
 		}

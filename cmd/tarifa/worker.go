@@ -126,6 +126,13 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	sideCtx, stopSide := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	if status != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status.every(sideCtx, 500*time.Millisecond, workerProgress(reg, started))
+		}()
+	}
 	if events != nil {
 		wg.Add(1)
 		go func() {
@@ -133,11 +140,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			events.run(sideCtx)
 		}()
 	}
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		status.every(sideCtx, 500*time.Millisecond, workerProgress(reg, started))
-	}()
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		pruneDedupeKeys(sideCtx, store, log)
