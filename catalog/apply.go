@@ -207,6 +207,9 @@ func (a *applier) rateTables(ctx context.Context) error {
 			return err
 		}
 		a.tableIDs[i], a.tableChanges[i] = id, ch // counted with the owner
+		if ch != Unchanged {
+			a.rep.note(&Counts{}, ch, "rate table", t.Name) // listed in file order
+		}
 		a.progress("rates of %q: %d rows of %s", t.Name, len(t.rows), t.Deck)
 		res, err := a.w.ImportRates(ctx, id, t.rows, t.rejected, Replace, false)
 		if err != nil {
@@ -238,10 +241,11 @@ func (a *applier) rateTableOwners(ctx context.Context) error {
 		if err != nil {
 			return a.failed(e, err)
 		}
-		if a.tableChanges[i] == Unchanged {
+		if a.tableChanges[i] == Unchanged && ch == Updated {
 			a.tableChanges[i] = ch
+			a.rep.note(&Counts{}, ch, "rate table", t.Name)
 		}
-		a.rep.note(&a.rep.RateTables, a.tableChanges[i], "rate table", t.Name)
+		a.rep.RateTables.note(a.tableChanges[i])
 	}
 	return nil
 }
