@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/tarifa/tarifa/catalog"
 	"github.com/tarifa/tarifa/codedeck"
 	"github.com/tarifa/tarifa/ingest"
 	"github.com/tarifa/tarifa/rater"
@@ -146,7 +147,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, p *principal)
 	// Money is read fresh: balances move with every rated batch.
 	var available *string
 	var unlimited bool
-	err = s.pool.QueryRow(ctx, "SELECT available::text, unlimited FROM client_balances WHERE client_id = $1", cl.ID).Scan(&available, &unlimited)
+	err = s.pool.QueryRow(ctx, "SELECT "+catalog.MoneyText("available")+", unlimited FROM client_balances WHERE client_id = $1", cl.ID).Scan(&available, &unlimited)
 	if err != nil {
 		return fmt.Errorf("read balance of client %d: %w", cl.ID, err)
 	}

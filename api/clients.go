@@ -7,163 +7,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tarifa/tarifa/catalog"
 )
-
-// clients carry every DOMAIN.md field of a client. Status rules: stop
-// keeps accounts but rating answers inactive_client; deleted additionally
-// turns off orig and term on every account of the client (the accounts
-// stay, and turning the client active again does not turn them back on: an
-// operator decides account by account). A full delete (DELETE
-// ?full=true) is only for a client already deleted, and is refused while it
-// has transactions or xDRs.
-var clients = &entity{
-	name:  "client",
-	table: "clients",
-	fields: []field{
-		{name: "reseller_id", kind: kRefRequired, ref: "resellers", doc: "owning reseller; defaults to a reseller token's own"},
-		{name: "manager_id", kind: kRef, ref: "managers", doc: "a manager of the same reseller"},
-		{name: "name", kind: kName, required: true, doc: "unique name"},
-		{name: "currency", kind: kCurrency, required: true, fixed: true, doc: "ISO 4217 code"},
-		{name: "timezone", kind: kTimezone, doc: "IANA zone; default UTC"},
-		{name: "status", kind: kEnum, enum: []string{"active", "stop", "deleted"}},
-		{name: "tags", kind: kTags},
-		{name: "bill_by", kind: kEnum, enum: []string{"setup", "connect", "disconnect"}, doc: "bill events by; default disconnect"},
-		{name: "hidden_digits", kind: kInt, min: 0, max: 20, doc: "last digits of numbers masked in exports and reports"},
-		{name: "credit_limit", kind: kMoney},
-		{name: "unlimited", kind: kBool, doc: "postpaid: no available limit"},
-		{name: "payment_terms_id", kind: kRef, ref: "payment_terms"},
-		{name: "orig_rate_table_id", kind: kRef, ref: "rate_tables"},
-		{name: "routing_plan", kind: kText, doc: "stored only"},
-		{name: "orig_capacity", kind: kCount},
-		{name: "term_rate_table_id", kind: kRef, ref: "rate_tables"},
-		{name: "vendor_credit_limit", kind: kMoney},
-		{name: "term_capacity", kind: kCount},
-		{name: "notify_client", kind: kBool, doc: "low-balance notification to the client"},
-		{name: "notify_admin", kind: kBool},
-		{name: "low_balance_threshold", kind: kMoneyNull},
-		{name: "capacity_under_threshold", kind: kCount},
-		{name: "invoice_template", kind: kText},
-		{name: "autoinvoice", kind: kBool},
-		{name: "last_invoiced_at", kind: kDate},
-		{name: "company_name", kind: kText},
-		{name: "email_main", kind: kEmail},
-		{name: "email_noc", kind: kEmail},
-		{name: "email_billing", kind: kEmail},
-		{name: "email_rates", kind: kEmail},
-		{name: "address", kind: kText},
-		{name: "zip", kind: kText},
-		{name: "tax_id", kind: kText},
-		{name: "reg_id", kind: kText},
-		{name: "account_details", kind: kText},
-		{name: "locale", kind: kLocale},
-	},
-	scope: func(q *query, p *principal) {
-		switch p.role {
-		case RoleReseller:
-			q.add("t.reseller_id = ANY(%s)", p.subtree)
-		case RoleClient:
-			q.add("t.id = %s", p.clientID)
-		}
-	},
-	owner: "t.reseller_id",
-	check: checkClient,
-	after: func(ctx context.Context, s *Server, tx pgx.Tx, p *principal, id int64, old, vals map[string]any) error {
-		if vals["status"] != "deleted" || old["status"] == "deleted" {
-			return nil
-		}
-		// Deleting a client turns off both sides of every account, each
-		// change audited like an edit of the account.
-		rows, err := tx.Query(ctx, "SELECT id FROM accounts WHERE client_id = $1 AND (orig OR term) ORDER BY id", id)
-		if err != nil {
-			return err
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return err
-		}
-		off := map[string]json.RawMessage{"orig": json.RawMessage("false"), "term": json.RawMessage("false")}
-		for _, acc := range ids {
-			if _, err := s.updateIn(ctx, tx, adminAs(p), accounts, acc, off); err != nil {
-				return err
-			}
-		}
-		return nil
-	},
-}
-
-func checkClient(ctx context.Context, tx pgx.Tx, p *principal, old, vals map[string]any) error {
-	if _, given := vals["reseller_id"]; !given && old == nil {
-		if p.role != RoleReseller {
-			return invalid("reseller_id", "required")
-		}
-		vals["reseller_id"] = p.resellerID
-	}
-	if v, given := vals["reseller_id"]; given {
-		if err := checkResellerRef(ctx, tx, p, "reseller_id", idValue(v)); err != nil {
-			return err
-		}
-	}
-	resellerID := idValue(value(old, vals, "reseller_id"))
-	if m := idValue(value(old, vals, "manager_id")); m != 0 {
-		var owner int64
-		err := tx.QueryRow(ctx, "SELECT reseller_id FROM managers WHERE id = $1 AND status = 'active'", m).Scan(&owner)
-		if err == pgx.ErrNoRows {
-			return invalid("manager_id", "manager %d not found", m)
-		}
-		if err != nil {
-			return err
-		}
-		if owner != resellerID {
-			return invalid("manager_id", "manager %d belongs to another reseller", m)
-		}
-	}
-	if v, given := vals["payment_terms_id"]; given && v != nil {
-		var ok bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM payment_terms WHERE id = $1)", idValue(v)).Scan(&ok); err != nil {
-			return err
-		}
-		if !ok {
-			return invalid("payment_terms_id", "payment terms %d not found", idValue(v))
-		}
-	}
-	currency := strValue(value(old, vals, "currency"))
-	for _, f := range []string{"orig_rate_table_id", "term_rate_table_id"} {
-		if v, given := vals[f]; given && v != nil {
-			if err := checkRateTable(ctx, tx, f, idValue(v), currency); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// checkResellerRef checks that reseller id exists, is active and lies in
-// p's scope; a reseller outside it is reported as not found.
-func checkResellerRef(ctx context.Context, tx pgx.Tx, p *principal, field string, id int64) error {
-	if !p.inSubtree(id) {
-		return invalid(field, "reseller %d not found", id)
-	}
-	var status string
-	err := tx.QueryRow(ctx, "SELECT status FROM resellers WHERE id = $1", id).Scan(&status)
-	if err == pgx.ErrNoRows {
-		return invalid(field, "reseller %d not found", id)
-	}
-	if err != nil {
-		return err
-	}
-	if status != "active" {
-		return invalid(field, "reseller %d is archived", id)
-	}
-	return nil
-}
-
-func (s *Server) createClientH(w http.ResponseWriter, r *http.Request, p *principal) error {
-	return s.createH(clients)(w, r, p)
-}
 
 // clientQuery builds the WHERE of a client list or export from the query
 // string: ?name (starts with, any case), ?email (the main email; * is a
@@ -171,7 +23,7 @@ func (s *Server) createClientH(w http.ResponseWriter, r *http.Request, p *princi
 // default; a comma list, or "all"), ?tag, ?reseller_id, ?manager_id.
 func clientQuery(p *principal, v url.Values) (*query, error) {
 	q := &query{}
-	clients.scope(q, p)
+	q.scope(catalog.Clients, p)
 	if err := nameFilter(q, v); err != nil {
 		return nil, err
 	}
@@ -185,8 +37,8 @@ func clientQuery(p *principal, v url.Values) (*query, error) {
 	default:
 		var list []string
 		for s := range strings.SplitSeq(st, ",") {
-			switch s {
-			case "active", "stop", "deleted":
+			switch catalog.ClientStatus(s) {
+			case catalog.ClientActive, catalog.ClientStop, catalog.ClientDeleted:
 				list = append(list, s)
 			default:
 				return nil, badRequest("status", "must be active, stop, deleted (comma separated) or all")
@@ -212,7 +64,7 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request, p *principa
 	if err != nil {
 		return err
 	}
-	pg, err := s.list(r.Context(), clients, q, "lower(t.name), t.id", v)
+	pg, err := s.list(r.Context(), catalog.Clients, q, "lower(t.name), t.id", v)
 	if err != nil {
 		return err
 	}
@@ -220,54 +72,88 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request, p *principa
 	return nil
 }
 
+// exportPage is how many clients an export reads per statement.
+const exportPage = 1000
+
 // exportClients streams every client the filters select as CSV, one
-// column per field. Text cells that a spreadsheet would run as a formula
-// (starting with = + - @) are prefixed with a quote.
+// column per field, in id order. It reads a page of rows, gives the
+// connection back to the pool, and only then writes the page to the
+// client, with a write deadline of Config.WriteTimeout per page: a client
+// that stops reading holds no database connection, and is cut off after
+// the deadline. A client created while an export runs may or may not be
+// in it; none appears twice. Text cells that a spreadsheet would run as a
+// formula (starting with = + - @) are prefixed with a quote.
 func (s *Server) exportClients(w http.ResponseWriter, r *http.Request, p *principal) error {
 	q, err := clientQuery(p, r.URL.Query())
 	if err != nil {
 		return err
 	}
-	sql := fmt.Sprintf("SELECT row_to_json(x)::text FROM (SELECT %s FROM clients t%s ORDER BY lower(t.name), t.id) x", clients.selectList(), q.where())
-	rows, err := s.pool.Query(r.Context(), sql, q.args...)
-	if err != nil {
-		return fmt.Errorf("export clients: %w", err)
-	}
-	defer rows.Close()
 	cols := []string{"id"}
 	textual := map[string]bool{}
-	for _, f := range clients.fields {
-		cols = append(cols, f.name)
-		switch f.kind {
-		case kText, kName, kEmail, kTags:
-			textual[f.name] = true
+	for _, f := range catalog.Clients.Fields {
+		cols = append(cols, f.Name)
+		switch f.Kind {
+		case catalog.KText, catalog.KName, catalog.KEmail, catalog.KTags:
+			textual[f.Name] = true
 		}
 	}
 	cols = append(cols, "created_at", "updated_at")
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="clients.csv"`)
+	ctx := r.Context()
+	rc := http.NewResponseController(w)
 	cw := csv.NewWriter(w)
-	_ = cw.Write(cols)
 	rec := make([]string, len(cols))
-	for rows.Next() {
-		var raw string
-		if err := rows.Scan(&raw); err != nil {
+	after := int64(0)
+	for first := true; ; first = false {
+		pq := &query{conds: slices.Clone(q.conds), args: slices.Clone(q.args)}
+		pq.add("t.id > %s", after)
+		sql := fmt.Sprintf("SELECT x.id, row_to_json(x)::text FROM (SELECT %s FROM clients t%s ORDER BY t.id LIMIT %d) x ORDER BY x.id",
+			catalog.Clients.SelectList(), pq.where(), exportPage)
+		rows, err := s.pool.Query(ctx, sql, pq.args...)
+		if err != nil {
 			return fmt.Errorf("export clients: %w", err)
 		}
-		m := decodeRow(json.RawMessage(raw))
-		for i, c := range cols {
-			rec[i] = csvCell(m[c])
-			if textual[c] && rec[i] != "" && strings.ContainsRune("=+-@", rune(rec[i][0])) {
-				rec[i] = "'" + rec[i]
-			}
+		type row struct {
+			id  int64
+			raw string
 		}
-		_ = cw.Write(rec)
+		page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			return x, r.Scan(&x.id, &x.raw)
+		})
+		if err != nil {
+			if first {
+				return fmt.Errorf("export clients: %w", err)
+			}
+			s.log.Error("export clients", "err", err) // the header has gone out; the CSV ends short
+			return nil
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if first {
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+			w.Header().Set("Content-Disposition", `attachment; filename="clients.csv"`)
+			_ = cw.Write(cols)
+		}
+		for _, x := range page {
+			m := catalog.DecodeRow(json.RawMessage(x.raw))
+			for i, c := range cols {
+				rec[i] = csvCell(m[c])
+				if textual[c] && rec[i] != "" && strings.ContainsRune("=+-@", rune(rec[i][0])) {
+					rec[i] = "'" + rec[i]
+				}
+			}
+			_ = cw.Write(rec)
+			after = x.id
+		}
+		cw.Flush()
+		if err := cw.Error(); err != nil {
+			s.log.Debug("export clients: client stopped reading", "err", err)
+			return nil
+		}
+		_ = rc.Flush()
+		if len(page) < exportPage {
+			return nil
+		}
 	}
-	cw.Flush()
-	if err := rows.Err(); err != nil {
-		s.log.Error("export clients", "err", err) // the header has gone out; the CSV ends short
-	}
-	return nil
 }
 
 func csvCell(v any) string {
@@ -291,22 +177,29 @@ func csvCell(v any) string {
 }
 
 // massLastInvoiced sets last_invoiced_at of every listed client in one
-// transaction: all or none, one audit row per client.
+// transaction: all or none, one audit row per client that changed. A
+// client listed twice is set once.
 func (s *Server) massLastInvoiced(w http.ResponseWriter, r *http.Request, p *principal) error {
 	body, err := decodeObject(r)
 	if err != nil {
 		return err
 	}
-	var ids []int64
+	var listed []int64
 	raw, ok := body["client_ids"]
 	if !ok {
 		return invalid("client_ids", "required")
 	}
-	if err := json.Unmarshal(raw, &ids); err != nil {
+	if err := json.Unmarshal(raw, &listed); err != nil {
 		return badRequest("client_ids", "must be a list of client ids")
 	}
-	if len(ids) == 0 || len(ids) > 10000 {
+	if len(listed) == 0 || len(listed) > 10000 {
 		return invalid("client_ids", "must list 1 to 10000 clients")
+	}
+	ids := make([]int64, 0, len(listed))
+	for _, id := range listed {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
 	}
 	for k := range body {
 		if k != "client_ids" && k != "last_invoiced_at" {
@@ -317,19 +210,25 @@ func (s *Server) massLastInvoiced(w http.ResponseWriter, r *http.Request, p *pri
 	if !ok {
 		return invalid("last_invoiced_at", "required")
 	}
-	patch := map[string]json.RawMessage{"last_invoiced_at": dateRaw}
-	if _, err := clients.input(patch, false); err != nil {
+	in, err := catalog.Clients.FromJSON(map[string]json.RawMessage{"last_invoiced_at": dateRaw}, false)
+	if err != nil {
 		return err
 	}
-	err = pgx.BeginFunc(r.Context(), s.pool, func(tx pgx.Tx) error {
+	ctx := r.Context()
+	updated := 0
+	err = catalog.Write(ctx, s.pool, p.catalogActor(), func(cw *catalog.Writer) error {
 		for _, id := range ids {
-			if _, err := s.get(r.Context(), tx, clients, p, id); err != nil {
+			if _, err := cw.Get(ctx, catalog.Clients, id); err != nil {
 				return invalid("client_ids", "client %d not found", id)
 			}
 		}
 		for _, id := range ids {
-			if _, err := s.updateIn(r.Context(), tx, p, clients, id, patch); err != nil {
+			_, ch, err := cw.Update(ctx, catalog.Clients, id, in)
+			if err != nil {
 				return err
+			}
+			if ch == catalog.Updated {
+				updated++
 			}
 		}
 		return nil
@@ -337,7 +236,7 @@ func (s *Server) massLastInvoiced(w http.ResponseWriter, r *http.Request, p *pri
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"updated": len(ids), "client_ids": ids})
+	writeJSON(w, http.StatusOK, map[string]any{"updated": updated, "client_ids": ids})
 	return nil
 }
 
@@ -348,7 +247,7 @@ func (s *Server) massLastInvoiced(w http.ResponseWriter, r *http.Request, p *pri
 func (s *Server) fullDeleteClient(w http.ResponseWriter, r *http.Request, p *principal) error {
 	switch r.URL.Query().Get("full") {
 	case "", "false":
-		return s.archive(w, r, p, clients, "deleted")
+		return s.archiveH(catalog.Clients, string(catalog.ClientDeleted))(w, r, p)
 	case "true":
 	default:
 		return badRequest("full", "must be true or false")
@@ -357,105 +256,16 @@ func (s *Server) fullDeleteClient(w http.ResponseWriter, r *http.Request, p *pri
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		before, err := s.lockAndGet(ctx, tx, clients, p, id)
-		if err != nil {
-			return err
-		}
-		old := decodeRow(before)
-		if old["status"] != "deleted" {
-			return conflict("status", "only a deleted client can be fully deleted; set status deleted first")
-		}
-		var txns int64
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM transactions WHERE client_id = $1", id).Scan(&txns); err != nil {
-			return err
-		}
-		if txns > 0 {
-			return conflict("", "client %d has %d transactions: full delete refused", id, txns)
-		}
-		if s.xdrs == nil {
-			return conflict("", "client %d: xDRs cannot be counted (no xDR store configured): full delete refused", id)
-		}
-		n, err := s.xdrs(ctx, id)
-		if err != nil {
-			return fmt.Errorf("count xdrs of client %d: %w", id, err)
-		}
-		if n > 0 {
-			return conflict("", "client %d has %d xDRs: full delete refused", id, n)
-		}
-		owner := idValue(old["reseller_id"])
-		if err := s.auditOwned(ctx, tx, p, "delete", "client", id, &owner, before, nil); err != nil {
-			return err
-		}
-		for _, sql := range []string{
-			"DELETE FROM api_tokens WHERE client_id = $1",
-			"DELETE FROM notifications WHERE client_id = $1",
-			"DELETE FROM balances WHERE client_id = $1",
-			"DELETE FROM accounts WHERE client_id = $1",
-			"DELETE FROM clients WHERE id = $1",
-		} {
-			if _, err := tx.Exec(ctx, sql, id); err != nil {
-				return err
-			}
-		}
-		return nil
+	var counter func(ctx context.Context, id int64) (int64, error)
+	if s.xdrs != nil {
+		counter = s.xdrs
+	}
+	err = catalog.Write(r.Context(), s.pool, p.catalogActor(), func(cw *catalog.Writer) error {
+		return cw.DeleteClient(r.Context(), id, counter)
 	})
 	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// managers belong to one reseller and are responsible for some of its
-// clients; no balance, transactions or rate tables.
-var managers = &entity{
-	name:  "manager",
-	table: "managers",
-	fields: []field{
-		{name: "reseller_id", kind: kRefRequired, ref: "resellers", fixed: true, doc: "defaults to a reseller token's own"},
-		{name: "name", kind: kName, required: true, doc: "unique within the reseller"},
-		{name: "email", kind: kEmail},
-		{name: "status", kind: kEnum, enum: []string{"active", "deleted"}},
-	},
-	scope: scopeByReseller("t.reseller_id"),
-	owner: "t.reseller_id",
-	check: func(ctx context.Context, tx pgx.Tx, p *principal, old, vals map[string]any) error {
-		if old != nil {
-			return nil
-		}
-		if _, given := vals["reseller_id"]; !given {
-			if p.role != RoleReseller {
-				return invalid("reseller_id", "required")
-			}
-			vals["reseller_id"] = p.resellerID
-		}
-		return checkResellerRef(ctx, tx, p, "reseller_id", idValue(vals["reseller_id"]))
-	},
-}
-
-func (s *Server) listManagers(w http.ResponseWriter, r *http.Request, p *principal) error {
-	v := r.URL.Query()
-	q := &query{}
-	managers.scope(q, p)
-	if err := archivedFilter(q, v); err != nil {
-		return err
-	}
-	if err := nameFilter(q, v); err != nil {
-		return err
-	}
-	if err := idFilter(q, v, "reseller_id", "t.reseller_id"); err != nil {
-		return err
-	}
-	pg, err := s.list(r.Context(), managers, q, "t.id", v)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, pg)
-	return nil
-}
-
-func (s *Server) archiveManagerH(w http.ResponseWriter, r *http.Request, p *principal) error {
-	return s.archive(w, r, p, managers, "deleted")
 }

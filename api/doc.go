@@ -12,12 +12,14 @@
 //
 // # Layout
 //
-//   - server.go: Config, New, the route table, authentication and metrics.
-//   - fields.go, store.go: typed field tables per entity, input
-//     validation and the generic create / read / update / list code that
-//     writes an audit row in the same transaction as every change.
+//   - server.go: Config, New, the route table, the HTTP server's deadlines,
+//     authentication, the role check and metrics.
+//   - errors.go: error answers and the strict JSON body decoder.
+//   - list.go: list queries, filters and pagination.
 //   - resellers.go, clients.go, accounts.go, ratetables.go, money.go,
-//     authorize.go, audit.go: the entity-specific rules.
+//     authorize.go, audit.go: the handlers. Every rule about what may be
+//     written lives in package catalog, whose Writer makes every change and
+//     its audit row: the catalog file goes through the same one.
 //   - tokens.go: bearer tokens (only their SHA-256 is stored) and scopes.
 //   - openapi.json: the OpenAPI document served at /v1/openapi.json; a test
 //     regenerates it from the route and field tables (-update) and fails
@@ -26,23 +28,38 @@
 // # Conventions
 //
 // JSON field names are the PostgreSQL column names. Amounts are decimal
-// strings, never JSON numbers. POST answers 201 with the created object and
-// its integer id (a replayed transaction with the same ref answers 200 with
-// the original). Errors are {"error": "…", "field": "…"}: 400 for a request
-// that is not well-formed (bad JSON, unknown field, wrong JSON type, bad
-// query parameter), 401 for a missing or bad token, 403 for a role that may
-// not use an endpoint at all, 404 for objects that do not exist or lie
-// outside the caller's scope, 409 for a conflict with stored state
-// (duplicate name, a full delete refused, a ref reused for another
-// transaction), 422 for a well-formed value that breaks a rule (empty
-// names, unknown currencies or timezones, bad IPs, parent cycles,
-// references outside the caller's scope).
+// strings, never JSON numbers, with at most 6 decimals and at most 10^12
+// in either sign (rates: 9 decimals, ±999,999,999). POST answers 201 with
+// the created object and its integer id (a replayed transaction with the
+// same ref answers 200 with the original). A PATCH whose values equal the
+// stored ones changes nothing and writes no audit row. Errors are
+// {"error": "…", "field": "…"}: 400 for a request that is not well-formed
+// (bad JSON, a field given twice, text that is not UTF-8, an unknown field,
+// a wrong JSON type, a bad query parameter), 401 for a missing, bad,
+// expired or revoked token (or one whose reseller is archived or client
+// deleted), 403 for a role that may not use an endpoint at all, 404 for
+// objects that do not exist or lie outside the caller's scope, 409 for a
+// conflict with stored state (duplicate name, a full delete refused, a ref
+// reused for another transaction), 413 for a body above its limit, 422
+// for a well-formed value that breaks a rule (empty names, NUL bytes,
+// unknown currencies or timezones, bad IPs, amounts out of bounds, parent
+// cycles, references outside the caller's scope).
+//
+// Limits: a JSON body is at most 1 MiB (Config.MaxBody), a deck CSV at
+// most 64 MiB (Config.MaxDeck); free text at most 1000 bytes, notes 4 KiB,
+// a transaction ref 200 bytes. A request must arrive within 30 s (a deck
+// within 10 min) and each answer, or each page of an export, be taken by
+// the client within 30 s; the server holds a PostgreSQL connection only
+// while a statement runs.
 //
 // Scope: an admin token sees everything; a reseller token its own reseller
 // (read only) and its subtree (sub-resellers, their managers, clients,
-// accounts and transactions, created or edited); a client token reads its
-// own client, balance and transactions. Rate tables are shared by all
-// resellers: resellers read them, only admins change them.
+// accounts and transactions, created or edited), and the rate tables that
+// belong to its subtree or that its subtree uses; a client token reads its
+// own client, balance and transactions, and the rate tables it is rated
+// with on the orig side. Only admins change rate tables. In the audit log
+// a reseller sees the actor of a change only when the token was one of its
+// subtree's: others read as "upstream".
 //
 // Catalog changes reach running workers through the catalog_version
 // triggers of the tables they touch; nothing else is signalled.

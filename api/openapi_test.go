@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/tarifa/tarifa/catalog"
 )
 
 var update = flag.Bool("update", false, "rewrite openapi.json from the route and field tables")
@@ -66,47 +68,47 @@ type obj = map[string]any
 
 func ref(name string) obj { return obj{"$ref": "#/components/schemas/" + name} }
 
-func fieldSchema(f field) obj {
+func fieldSchema(f catalog.Field) obj {
 	var s obj
-	switch f.kind {
-	case kText, kName, kEmail, kLocale:
+	switch f.Kind {
+	case catalog.KText, catalog.KNotes, catalog.KName, catalog.KEmail, catalog.KLocale:
 		s = obj{"type": "string"}
-		if f.kind == kEmail {
+		if f.Kind == catalog.KEmail {
 			s["format"] = "email"
 		}
-		if f.kind == kName {
+		if f.Kind == catalog.KName {
 			s["minLength"] = 1
 		}
-	case kCurrency:
+	case catalog.KCurrency:
 		s = obj{"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217"}
-	case kTimezone:
+	case catalog.KTimezone:
 		s = obj{"type": "string", "example": "Europe/London"}
-	case kMoney:
+	case catalog.KMoney:
 		s = obj{"type": "string", "format": "decimal", "example": "100.50"}
-	case kMoneyNull:
+	case catalog.KMoneyNull:
 		s = obj{"type": "string", "format": "decimal", "nullable": true}
-	case kCount:
+	case catalog.KCount:
 		s = obj{"type": "integer", "minimum": 0, "nullable": true}
-	case kInt:
-		s = obj{"type": "integer", "minimum": f.min, "maximum": f.max}
-	case kBool:
+	case catalog.KInt:
+		s = obj{"type": "integer", "minimum": f.Min, "maximum": f.Max}
+	case catalog.KBool:
 		s = obj{"type": "boolean"}
-	case kDate:
+	case catalog.KDate:
 		s = obj{"type": "string", "format": "date", "nullable": true}
-	case kTags:
+	case catalog.KTags:
 		s = obj{"type": "array", "items": obj{"type": "string"}}
-	case kEnum:
-		s = obj{"type": "string", "enum": f.enum}
-	case kRef:
+	case catalog.KEnum:
+		s = obj{"type": "string", "enum": f.Enum}
+	case catalog.KRef:
 		s = obj{"type": "integer", "nullable": true}
-	case kRefRequired:
+	case catalog.KRefRequired:
 		s = obj{"type": "integer"}
 	}
 	var notes []string
-	if f.doc != "" {
-		notes = append(notes, f.doc)
+	if f.Doc != "" {
+		notes = append(notes, f.Doc)
 	}
-	if f.fixed {
+	if f.Fixed {
 		notes = append(notes, "set on create only")
 	}
 	if len(notes) > 0 {
@@ -115,19 +117,17 @@ func fieldSchema(f field) obj {
 	return s
 }
 
-func entitySchema(e *entity) obj {
+func entitySchema(e *catalog.Entity) obj {
 	props := obj{"id": obj{"type": "integer", "readOnly": true}}
 	var required []string
-	for _, f := range e.fields {
-		props[f.name] = fieldSchema(f)
-		if f.required {
-			required = append(required, f.name)
+	for _, f := range e.Fields {
+		props[f.Name] = fieldSchema(f)
+		if f.Required {
+			required = append(required, f.Name)
 		}
 	}
-	if !e.noStamps {
-		props["created_at"] = obj{"type": "string", "format": "date-time", "readOnly": true}
-		props["updated_at"] = obj{"type": "string", "format": "date-time", "readOnly": true}
-	}
+	props["created_at"] = obj{"type": "string", "format": "date-time", "readOnly": true}
+	props["updated_at"] = obj{"type": "string", "format": "date-time", "readOnly": true}
 	s := obj{"type": "object", "properties": props}
 	if len(required) > 0 {
 		s["required"] = required
@@ -152,14 +152,14 @@ var (
 
 // buildOpenAPI is the OpenAPI 3 document of routes.
 func buildOpenAPI(routes []route) obj {
-	rateTable := entitySchema(rateTables)
+	rateTable := entitySchema(catalog.RateTables)
 	rateTable["properties"].(obj)["rates"] = obj{"type": "integer", "readOnly": true, "description": "number of rates"}
 	schemas := obj{
 		"Error":     props("error", str, "field", str),
-		"Reseller":  entitySchema(resellers),
-		"Manager":   entitySchema(managers),
-		"Client":    entitySchema(clients),
-		"Account":   entitySchema(accounts),
+		"Reseller":  entitySchema(catalog.Resellers),
+		"Manager":   entitySchema(catalog.Managers),
+		"Client":    entitySchema(catalog.Clients),
+		"Account":   entitySchema(catalog.Accounts),
 		"RateTable": rateTable,
 		"Rate": props("id", integer, "rate_table_id", integer, "code", str, "code_name", str, "rate", decimalS,
 			"effective_from", stamp, "end_date", obj{"type": "string", "format": "date-time", "nullable": true},
@@ -190,7 +190,9 @@ func buildOpenAPI(routes []route) obj {
 			"rate", props("code", str, "code_name", str, "rate", decimalS, "effective_from", stamp, "end_date", stamp,
 				"min_volume", integer, "interval", integer, "grace_volume", integer, "setup_fee", decimalS, "time_profile", str),
 			"max_seconds", obj{"type": "integer", "description": "longest call the available balance pays for, capped at --max-call"}, "at", stamp),
-		"ImportResult": props("rate_table_id", integer, "dry_run", obj{"type": "boolean"}, "added_count", integer, "changed_count", integer,
+		"ImportResult": props("rate_table_id", integer, "mode", obj{"type": "string", "enum": []string{"merge", "replace"}},
+			"dry_run", obj{"type": "boolean"}, "applied", obj{"type": "boolean", "description": "false for a dry run, and for a replace with rejected lines (answered 422)"},
+			"added_count", integer, "changed_count", integer, "removed_count", obj{"type": "integer", "description": "replace only"},
 			"unchanged_count", integer, "rejected_count", integer,
 			"added", obj{"type": "array", "items": props("line", integer, "code", str, "effective_from", stamp, "time_profile", str)},
 			"changed", obj{"type": "array", "items": props("line", integer, "code", str, "effective_from", stamp, "time_profile", str)},
@@ -245,7 +247,7 @@ func buildOpenAPI(routes []route) obj {
 	for _, rt := range routes {
 		op := obj{"summary": rt.summary, "operationId": strings.ToLower(rt.method) + strings.NewReplacer("/", "_", "{", "", "}", "", "-", "_", ".", "_").Replace(rt.path)}
 		responses := obj{}
-		errs := []string{"400", "401", "403", "404", "409", "422"}
+		errs := []string{"400", "401", "403", "404", "409", "413", "422"}
 		if rt.roles&public != 0 {
 			op["security"] = []any{}
 			errs = nil
@@ -296,13 +298,14 @@ func buildOpenAPI(routes []route) obj {
 		"openapi": "3.0.3",
 		"info": obj{"title": "Tarifa management API", "version": "1",
 			"description": "Resellers, managers, clients, accounts, rate tables, transactions, balances, prepaid authorization and the audit log. " +
-				"Amounts are decimal strings. Errors are {\"error\", \"field\"}. See the package doc of github.com/tarifa/tarifa/api."},
+				"Amounts are decimal strings (at most 6 decimals and 10^12). Errors are {\"error\", \"field\"}. JSON bodies are at most 1 MiB, " +
+				"deck CSVs 64 MiB; a field given twice, text that is not UTF-8 and NUL bytes are refused. See the package doc of github.com/tarifa/tarifa/api."},
 		"servers":  []any{obj{"url": "http://127.0.0.1:8480"}},
 		"security": []any{obj{"bearer": []any{}}},
 		"paths":    paths,
 		"components": obj{"schemas": schemas,
 			"responses": obj{"Error": obj{"description": "error: 400 bad request, 401 no or bad token, 403 role may not use the endpoint, " +
-				"404 not found or outside the caller's scope, 409 conflict with stored state, 422 invalid value",
+				"404 not found or outside the caller's scope, 409 conflict with stored state, 413 body too large, 422 invalid value",
 				"content": obj{"application/json": obj{"schema": ref("Error")}}}}, "securitySchemes": obj{"bearer": obj{"type": "http", "scheme": "bearer"}}},
 	}
 }

@@ -1,9 +1,14 @@
 package api
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tarifa/tarifa/catalog"
 )
 
 // TestScopeMatrix calls every endpoint with every role on an object of the
@@ -21,8 +26,10 @@ func TestScopeMatrix(t *testing.T) {
 	m2 := e.create("/v1/managers", map[string]any{"name": "M2", "reseller_id": r2})
 	rt := e.create("/v1/rate-tables", map[string]any{"name": "RT", "currency": "USD"})
 	e.must(200, e.admin, "POST", path("/v1/rate-tables/{id}/rates", rt), "code,rate\n44,0.01\n")
+	rt2 := e.create("/v1/rate-tables", map[string]any{"name": "RT2", "currency": "USD"})
+	e.must(200, e.admin, "POST", path("/v1/rate-tables/{id}/rates", rt2), "code,rate\n44,0.02\n")
 	c1 := e.create("/v1/clients", map[string]any{"name": "C1", "reseller_id": r1a, "currency": "USD", "orig_rate_table_id": rt, "credit_limit": "5"})
-	c2 := e.create("/v1/clients", map[string]any{"name": "C2", "reseller_id": r2, "currency": "USD", "orig_rate_table_id": rt, "credit_limit": "5"})
+	c2 := e.create("/v1/clients", map[string]any{"name": "C2", "reseller_id": r2, "currency": "USD", "orig_rate_table_id": rt2, "credit_limit": "5"})
 	a1 := e.create(path("/v1/clients/{id}/accounts", c1), map[string]any{"kind": "ip", "ident": "192.0.2.1"})
 	a2 := e.create(path("/v1/clients/{id}/accounts", c2), map[string]any{"kind": "ip", "ident": "192.0.2.2"})
 	t1 := num(t, e.must(201, e.admin, "POST", "/v1/transactions", map[string]any{"client_id": c1, "kind": "payment", "amount": "1"})["id"])
@@ -87,12 +94,16 @@ func TestScopeMatrix(t *testing.T) {
 		{"GET", "/v1/accounts/{id}", ids{a1, a2}, nil, scoped(ok)},
 		{"PATCH", "/v1/accounts/{id}", ids{a1, a2}, func(int64) any { return map[string]any{"term": true} }, scoped(ok)},
 
-		{"GET", "/v1/rate-tables", ids{}, nil, all(ok)},
+		// a rate table is seen by the resellers and clients that use it
+		{"GET", "/v1/rate-tables", ids{}, nil, [3][2]int{{ok, ok}, {ok, ok}, {ok, ok}}},
 		{"POST", "/v1/rate-tables", ids{}, func(int64) any { return map[string]any{"name": uniq("rt"), "currency": "USD"} }, adminOnly(created)},
-		{"GET", "/v1/rate-tables/{id}", ids{rt, rt}, nil, all(ok)},
-		{"PATCH", "/v1/rate-tables/{id}", ids{rt, rt}, func(int64) any { return map[string]any{"notes": "n"} }, adminOnly(ok)},
-		{"GET", "/v1/rate-tables/{id}/rates", ids{rt, rt}, nil, all(ok)},
-		{"POST", "/v1/rate-tables/{id}/rates", ids{rt, rt}, func(int64) any { return "code,rate\n45,0.02\n" }, adminOnly(ok)},
+		{"GET", "/v1/rate-tables/{id}", ids{rt, rt2}, nil, clientReads},
+		{"PATCH", "/v1/rate-tables/{id}", ids{rt, rt2}, func(int64) any { return map[string]any{"notes": uniq("n")} }, adminOnly(ok)},
+		{"GET", "/v1/rate-tables/{id}/rates", ids{rt, rt2}, nil, clientReads},
+		{"POST", "/v1/rate-tables/{id}/rates", ids{rt, rt2}, func(int64) any { return "code,rate\n45,0.02\n" }, adminOnly(ok)},
+		{"PATCH", "/v1/clients/{id}", ids{c1, c2}, func(id int64) any {
+			return map[string]any{"term_rate_table_id": map[int64]int64{c1: rt2, c2: rt}[id]} // a table the reseller does not see
+		}, [3][2]int{{ok, ok}, {invalidS, missing}, {forbidden, forbidden}}},
 
 		{"POST", "/v1/transactions", ids{c1, c2}, func(id int64) any {
 			return map[string]any{"client_id": id, "kind": "adjustment", "amount": "-0.5"}
@@ -108,7 +119,7 @@ func TestScopeMatrix(t *testing.T) {
 		// destructive ones last
 		{"DELETE", "/v1/managers/{id}", ids{m1, m2}, nil, scoped(ok)},
 		{"DELETE", "/v1/accounts/{id}", ids{a1, a2}, nil, scoped(ok)},
-		{"DELETE", "/v1/rate-tables/{id}", ids{rt, rt}, nil, adminOnly(ok)},
+		{"DELETE", "/v1/rate-tables/{id}", ids{rt, rt2}, nil, adminOnly(ok)},
 	}
 
 	covered := map[string]bool{}
@@ -204,4 +215,88 @@ func TestResellerSeesOnlyItsSubtree(t *testing.T) {
 	e.must(403, ct, "GET", "/v1/clients", nil)
 	e.must(403, ct, "PATCH", path("/v1/clients/{id}", c1), map[string]any{"zip": "1"})
 	e.must(403, ct, "POST", "/v1/transactions", map[string]any{"client_id": c1, "kind": "payment", "amount": "1"})
+}
+
+// TestCycleThroughTheFileHoldsScope is issue 10's attack end to end: with
+// Acme East below Acme Wholesale, a catalog file that makes Wholesale a
+// child of East is refused, and East's token still cannot read upward,
+// read a sibling's client or move its balance.
+func TestCycleThroughTheFileHoldsScope(t *testing.T) {
+	e := newEnv(t)
+	whole := e.create("/v1/resellers", map[string]any{"name": "Acme Wholesale", "currency": "USD"})
+	east := e.create("/v1/resellers", map[string]any{"name": "Acme East", "currency": "USD", "parent_id": whole})
+	west := e.create("/v1/resellers", map[string]any{"name": "Acme West", "currency": "USD", "parent_id": whole})
+	sibling := e.create("/v1/clients", map[string]any{"name": "West client", "reseller_id": west, "currency": "USD"})
+	top := e.create("/v1/clients", map[string]any{"name": "Wholesale client", "reseller_id": whole, "currency": "USD"})
+
+	file := filepath.Join(t.TempDir(), "cycle.yaml")
+	if err := os.WriteFile(file, []byte("resellers: [{name: Acme Wholesale, parent: Acme East, currency: USD}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := catalog.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		if _, err := catalog.Apply(context.Background(), e.db.PG, f, catalog.Options{DryRun: dry}); err == nil || !strings.Contains(err.Error(), "that would make a cycle") {
+			t.Fatalf("apply (dry %v) of a cycle: %v", dry, err)
+		}
+	}
+	tok := e.token(RoleReseller, east, 0)
+	e.must(404, tok, "GET", path("/v1/resellers/{id}", whole), nil)
+	e.must(404, tok, "GET", path("/v1/clients/{id}", top), nil)
+	e.must(404, tok, "GET", path("/v1/clients/{id}/balance", sibling), nil)
+	e.must(422, tok, "POST", "/v1/transactions", map[string]any{"client_id": sibling, "kind": "adjustment", "amount": "5"})
+	if got := fmt.Sprint(len(items(t, e.must(200, tok, "GET", "/v1/resellers", nil)))); got != "1" {
+		t.Errorf("East's token lists %s resellers, want its own only", got)
+	}
+}
+
+// TestRateTableScope: a reseller lists the tables its subtree owns or uses
+// (vendor cost decks of its own vendors included), not a sideways
+// reseller's; a client lists only the orig tables it is rated with.
+func TestRateTableScope(t *testing.T) {
+	e := newEnv(t)
+	r1 := e.create("/v1/resellers", map[string]any{"name": "R1", "currency": "USD"})
+	r1a := e.create("/v1/resellers", map[string]any{"name": "R1a", "currency": "USD", "parent_id": r1})
+	r2 := e.create("/v1/resellers", map[string]any{"name": "R2", "currency": "USD"})
+	table := func(name string, owner int64) int64 {
+		body := map[string]any{"name": name, "currency": "USD"}
+		if owner != 0 {
+			body["reseller_id"] = owner
+		}
+		return e.create("/v1/rate-tables", body)
+	}
+	retail, override, vendor1 := table("retail", 0), table("override", 0), table("vendor-1 cost", 0)
+	owned, vendor2 := table("R1a own", r1a), table("vendor-2 cost", 0)
+	table("R2 own", r2)
+	table("unused", 0)
+	c1 := e.create("/v1/clients", map[string]any{"name": "C1", "reseller_id": r1a, "currency": "USD", "orig_rate_table_id": retail})
+	e.create(path("/v1/clients/{id}/accounts", c1), map[string]any{"kind": "ip", "ident": "192.0.2.1", "orig_rate_table_id": override})
+	e.create("/v1/clients", map[string]any{"name": "V1", "reseller_id": r1, "currency": "USD", "term_rate_table_id": vendor1})
+	e.create("/v1/clients", map[string]any{"name": "V2", "reseller_id": r2, "currency": "USD", "term_rate_table_id": vendor2})
+
+	names := func(tok string) string {
+		var out []string
+		for _, it := range items(t, e.must(200, tok, "GET", "/v1/rate-tables", nil)) {
+			out = append(out, it["name"].(string))
+		}
+		return strings.Join(out, ", ")
+	}
+	if got, want := names(e.token(RoleReseller, r1, 0)), "override, R1a own, retail, vendor-1 cost"; got != want {
+		t.Errorf("R1 sees %s, want %s", got, want)
+	}
+	if got, want := names(e.token(RoleReseller, r1a, 0)), "override, R1a own, retail"; got != want {
+		t.Errorf("R1a sees %s, want %s", got, want)
+	}
+	ct := e.token(RoleClient, 0, c1)
+	if got, want := names(ct), "override, retail"; got != want {
+		t.Errorf("C1 sees %s, want %s", got, want)
+	}
+	e.must(404, ct, "GET", path("/v1/rate-tables/{id}/rates", vendor1), nil)
+	e.must(404, e.token(RoleReseller, r1a, 0), "GET", path("/v1/rate-tables/{id}", vendor2), nil)
+	// a reseller assigns only what it sees
+	rt := e.token(RoleReseller, r1, 0)
+	e.must(200, rt, "PATCH", path("/v1/clients/{id}", c1), map[string]any{"orig_rate_table_id": owned})
+	e.must(422, rt, "PATCH", path("/v1/clients/{id}", c1), map[string]any{"orig_rate_table_id": vendor2})
 }

@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tarifa/tarifa/catalog"
 )
 
 // The roles a token can have.
@@ -33,28 +36,52 @@ type Token struct {
 	Secret string
 }
 
+// TokenSpec describes a token to create.
+type TokenSpec struct {
+	Role       string // admin, reseller or client
+	ResellerID int64  // the reseller of a reseller token
+	ClientID   int64  // the client of a client token
+	Name       string // a label for the audit log and token lists
+	// Expires is when the token stops working; zero for never.
+	Expires time.Time
+}
+
 // CreateToken stores a new bearer token of role (admin, reseller with
-// resellerID, client with clientID) and returns it. The referenced reseller
-// or client must exist.
+// resellerID, client with clientID) that never expires, and returns it.
 func CreateToken(ctx context.Context, pool *pgxpool.Pool, role string, resellerID, clientID int64, name string) (Token, error) {
+	return NewToken(ctx, pool, TokenSpec{Role: role, ResellerID: resellerID, ClientID: clientID, Name: name})
+}
+
+// NewToken stores a new bearer token as spec says and returns it. The
+// reseller must exist and be active, the client exist and not be deleted.
+func NewToken(ctx context.Context, pool *pgxpool.Pool, spec TokenSpec) (Token, error) {
 	var rid, cid *int64
-	switch role {
+	switch spec.Role {
 	case RoleAdmin:
-		if resellerID != 0 || clientID != 0 {
+		if spec.ResellerID != 0 || spec.ClientID != 0 {
 			return Token{}, errors.New("an admin token takes neither a reseller nor a client id")
 		}
 	case RoleReseller:
-		if resellerID <= 0 || clientID != 0 {
+		if spec.ResellerID <= 0 || spec.ClientID != 0 {
 			return Token{}, errors.New("a reseller token needs a reseller id and no client id")
 		}
-		rid = &resellerID
+		rid = &spec.ResellerID
 	case RoleClient:
-		if clientID <= 0 || resellerID != 0 {
+		if spec.ClientID <= 0 || spec.ResellerID != 0 {
 			return Token{}, errors.New("a client token needs a client id and no reseller id")
 		}
-		cid = &clientID
+		cid = &spec.ClientID
 	default:
-		return Token{}, fmt.Errorf("unknown role %q: want admin, reseller or client", role)
+		return Token{}, fmt.Errorf("unknown role %q: want admin, reseller or client", spec.Role)
+	}
+	if msg := catalog.CheckText(spec.Name, 100); msg != "" {
+		return Token{}, fmt.Errorf("token name: %s", msg)
+	}
+	if !spec.Expires.IsZero() && !spec.Expires.After(time.Now()) {
+		return Token{}, fmt.Errorf("expiry %s is not in the future", spec.Expires.UTC().Format(time.RFC3339))
+	}
+	if err := checkTokenOwner(ctx, pool, spec); err != nil {
+		return Token{}, err
 	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -62,13 +89,106 @@ func CreateToken(ctx context.Context, pool *pgxpool.Pool, role string, resellerI
 	}
 	secret := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
 	sum := sha256.Sum256([]byte(secret))
+	var expires *time.Time
+	if !spec.Expires.IsZero() {
+		expires = &spec.Expires
+	}
 	var id int64
-	err := pool.QueryRow(ctx, `INSERT INTO api_tokens (name, role, reseller_id, client_id, hash)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id`, name, role, rid, cid, sum[:]).Scan(&id)
+	err := pool.QueryRow(ctx, `INSERT INTO api_tokens (name, role, reseller_id, client_id, hash, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, spec.Name, spec.Role, rid, cid, sum[:], expires).Scan(&id)
 	if err != nil {
 		return Token{}, fmt.Errorf("store token: %w", err)
 	}
 	return Token{ID: id, Secret: secret}, nil
+}
+
+// checkTokenOwner refuses a token for a reseller or client that does not
+// exist or is archived (it would answer 401 anyway).
+func checkTokenOwner(ctx context.Context, pool *pgxpool.Pool, spec TokenSpec) error {
+	var what, sql string
+	var id int64
+	switch spec.Role {
+	case RoleReseller:
+		what, id, sql = "reseller", spec.ResellerID, "SELECT status = 'active' FROM resellers WHERE id = $1"
+	case RoleClient:
+		what, id, sql = "client", spec.ClientID, "SELECT status <> 'deleted' FROM clients WHERE id = $1"
+	default:
+		return nil
+	}
+	var live bool
+	err := pool.QueryRow(ctx, sql, id).Scan(&live)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s %d not found", what, id)
+	}
+	if err != nil {
+		return fmt.Errorf("look up %s %d: %w", what, id, err)
+	}
+	if !live {
+		return fmt.Errorf("%s %d is archived or deleted", what, id)
+	}
+	return nil
+}
+
+// TokenInfo is a stored token as ListTokens shows it (never its secret,
+// which is not stored).
+type TokenInfo struct {
+	ID         int64
+	Name       string
+	Role       string
+	ResellerID int64  // reseller tokens
+	ClientID   int64  // client tokens
+	Owner      string // the reseller's or client's name
+	Created    time.Time
+	Expires    time.Time // zero: never
+	Revoked    time.Time // zero: not revoked
+}
+
+// TokenState says whether a token works.
+type TokenState string
+
+// The states of a token: only an active one authenticates.
+const (
+	TokenActive  TokenState = "active"
+	TokenExpired TokenState = "expired"
+	TokenRevoked TokenState = "revoked"
+)
+
+// State is the token's state at now.
+func (t TokenInfo) State(now time.Time) TokenState {
+	switch {
+	case !t.Revoked.IsZero():
+		return TokenRevoked
+	case !t.Expires.IsZero() && !t.Expires.After(now):
+		return TokenExpired
+	}
+	return TokenActive
+}
+
+// ListTokens returns every stored token, oldest first.
+func ListTokens(ctx context.Context, pool *pgxpool.Pool) ([]TokenInfo, error) {
+	rows, err := pool.Query(ctx, `SELECT t.id, t.name, t.role, coalesce(t.reseller_id, 0), coalesce(t.client_id, 0),
+			coalesce(r.name, c.name, ''), t.created_at, t.expires_at, t.revoked_at
+		FROM api_tokens t LEFT JOIN resellers r ON r.id = t.reseller_id LEFT JOIN clients c ON c.id = t.client_id
+		ORDER BY t.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TokenInfo, error) {
+		var t TokenInfo
+		var expires, revoked *time.Time
+		err := r.Scan(&t.ID, &t.Name, &t.Role, &t.ResellerID, &t.ClientID, &t.Owner, &t.Created, &expires, &revoked)
+		if expires != nil {
+			t.Expires = *expires
+		}
+		if revoked != nil {
+			t.Revoked = *revoked
+		}
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
 }
 
 // principal is the authenticated caller of one request and its scope.
@@ -81,18 +201,6 @@ type principal struct {
 	subtree    []int64 // reseller role: its own reseller and every one below
 }
 
-// adminPrincipal reads without scope; the server uses it to read back rows
-// it has just written.
-var adminPrincipal = &principal{role: RoleAdmin, name: "tarifa"}
-
-// adminAs is p with admin scope, for the changes a rule makes on p's
-// behalf (still audited as p).
-func adminAs(p *principal) *principal {
-	q := *p
-	q.role, q.subtree = RoleAdmin, nil
-	return &q
-}
-
 func (p *principal) actor() string {
 	if p.tokenID == 0 {
 		return p.name
@@ -103,41 +211,40 @@ func (p *principal) actor() string {
 	return fmt.Sprintf("token %d (%s)", p.tokenID, p.name)
 }
 
-func (p *principal) tokenIDArg() any {
-	if p.tokenID == 0 {
-		return nil
+// catalogActor is p as the catalog's write path and scopes know it.
+func (p *principal) catalogActor() *catalog.Actor {
+	a := &catalog.Actor{Name: p.actor(), TokenID: p.tokenID}
+	switch p.role {
+	case RoleReseller:
+		a.ResellerID, a.Subtree = p.resellerID, p.subtree
+	case RoleClient:
+		a.ClientID = p.clientID
 	}
-	return p.tokenID
+	return a
 }
 
 // inSubtree reports whether reseller id is one p may see.
-func (p *principal) inSubtree(id int64) bool {
-	switch p.role {
-	case RoleAdmin:
-		return true
-	case RoleReseller:
-		for _, r := range p.subtree {
-			if r == id {
-				return true
-			}
-		}
-	}
-	return false
-}
+func (p *principal) inSubtree(id int64) bool { return p.catalogActor().InSubtree(id) }
 
-// authenticate resolves the bearer token of r; nil when it is missing,
-// unknown or revoked.
+// authenticate resolves the bearer token of r (the scheme in any case,
+// RFC 7235); nil when it is missing, unknown, revoked or expired, or when
+// its reseller is archived or its client deleted.
 func (s *Server) authenticate(ctx context.Context, r *http.Request) (*principal, error) {
-	h := r.Header.Get("Authorization")
-	secret, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || !strings.HasPrefix(secret, tokenPrefix) {
+	scheme, secret, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	secret = strings.TrimSpace(secret)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(secret, tokenPrefix) {
 		return nil, nil
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
+	sum := sha256.Sum256([]byte(secret))
 	p := &principal{}
 	var rid, cid *int64
-	err := s.pool.QueryRow(ctx, `SELECT id, name, role, reseller_id, client_id FROM api_tokens
-		WHERE hash = $1 AND revoked_at IS NULL`, sum[:]).Scan(&p.tokenID, &p.name, &p.role, &rid, &cid)
+	err := s.pool.QueryRow(ctx, `SELECT t.id, t.name, t.role, t.reseller_id, t.client_id
+		FROM api_tokens t
+		LEFT JOIN resellers r ON r.id = t.reseller_id
+		LEFT JOIN clients c ON c.id = t.client_id
+		WHERE t.hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+		  AND (t.reseller_id IS NULL OR r.status = 'active')
+		  AND (t.client_id IS NULL OR c.status <> 'deleted')`, sum[:]).Scan(&p.tokenID, &p.name, &p.role, &rid, &cid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -151,59 +258,9 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (*principal,
 		p.clientID = *cid
 	}
 	if p.role == RoleReseller {
-		p.subtree, err = subtree(ctx, s.pool, p.resellerID)
-		if err != nil {
+		if p.subtree, err = catalog.Subtree(ctx, s.pool, p.resellerID); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
-}
-
-// querier is what subtree needs of a pool or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// subtree returns reseller id and every reseller below it.
-func subtree(ctx context.Context, db querier, id int64) ([]int64, error) {
-	rows, err := db.Query(ctx, `WITH RECURSIVE sub(id) AS (
-			SELECT id FROM resellers WHERE id = $1
-			UNION SELECT r.id FROM resellers r JOIN sub ON r.parent_id = sub.id)
-		SELECT id FROM sub ORDER BY id`, id)
-	if err != nil {
-		return nil, fmt.Errorf("read reseller subtree: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("read reseller subtree: %w", err)
-	}
-	if ids == nil {
-		ids = []int64{} // a token of a reseller gone: sees nothing
-	}
-	return ids, nil
-}
-
-// scopeByReseller limits rows to those whose col (a reseller id) p may see;
-// client tokens see none.
-func scopeByReseller(col string) func(q *query, p *principal) {
-	return func(q *query, p *principal) {
-		switch p.role {
-		case RoleReseller:
-			q.add(col+" = ANY(%s)", p.subtree)
-		case RoleClient:
-			q.conds = append(q.conds, "false")
-		}
-	}
-}
-
-// scopeByClient limits rows to those whose col (a client id) p may see.
-func scopeByClient(col string) func(q *query, p *principal) {
-	return func(q *query, p *principal) {
-		switch p.role {
-		case RoleReseller:
-			q.add(col+" IN (SELECT id FROM clients WHERE reseller_id = ANY(%s))", p.subtree)
-		case RoleClient:
-			q.add(col+" = %s", p.clientID)
-		}
-	}
 }

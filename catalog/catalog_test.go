@@ -277,7 +277,7 @@ func TestPaymentsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = catalog.Apply(context.Background(), db.PG, f, catalog.Options{})
-	if err == nil || !strings.Contains(err.Error(), `payments[0] "wire-001": ref: already recorded for "Customer A" as a payment of 500`) {
+	if err == nil || !strings.Contains(err.Error(), `payments[0] "wire-001": ref: ref "wire-001" is already used by transaction 1 (a payment of 500.000000): a recorded transaction is never changed`) {
 		t.Errorf("changed payment: err = %v", err)
 	}
 }
@@ -307,13 +307,13 @@ func TestApplyErrors(t *testing.T) {
 	}
 	const head = "resellers: [{name: R, currency: USD}]\nclients:\n  - {name: Customer A}\n  - {name: Customer Z}\n"
 	f(head+"  - {name: Customer B, timezone: Mars/Base}\n",
-		`catalog.yaml: clients[2] "Customer B": timezone: unknown time zone "Mars/Base"`)
+		`catalog.yaml: clients[2] "Customer B": timezone: unknown timezone "Mars/Base": want an IANA name such as Europe/London`)
 	f(head+"  - {name: Customer B, bill_by: answer}\n",
 		`catalog.yaml: clients[2] "Customer B": bill_by: must be one of disconnect, setup, connect, got "answer"`)
 	f(head+"  - {name: Customer B, credit_limit: \"1e3\"}\n",
-		`catalog.yaml: clients[2] "Customer B": credit_limit: "1e3" is not a decimal number`)
+		`catalog.yaml: clients[2] "Customer B": credit_limit: "1e3" is not a plain decimal such as "12.50"`)
 	f(head+"  - {name: Customer B, credit_limit: \"10\", unlimited: true}\n",
-		`catalog.yaml: clients[2] "Customer B": credit_limit: not allowed with unlimited: true (postpaid has no limit)`)
+		`catalog.yaml: clients[2] "Customer B": credit_limit: must be 0 with unlimited: true (postpaid has no limit), got 10`)
 	f(head+"  - {name: Customer B, accounts: [{kind: username, ident: u1, tech_prefix: \"77#\"}]}\n",
 		`catalog.yaml: clients[2] "Customer B": accounts[0]: tech_prefix: only ip accounts have a tech prefix`)
 	f(head+"  - {name: Customer B, orig_rate_table: nope}\n",
@@ -324,7 +324,7 @@ func TestApplyErrors(t *testing.T) {
 		`catalog.yaml: rate_tables[0] "bad": deck decks/bad.csv: line 3: code: "4x7" is not digits`)
 	f("rate_tables: [{name: r, currency: usd, deck: decks/missing.csv}]\n",
 		`catalog.yaml: 2 problems:
-  rate_tables[0] "r": currency: must be three capital letters such as USD, got "usd"
+  rate_tables[0] "r": currency: unknown currency "usd": want an ISO 4217 code such as USD
   rate_tables[0] "r": deck: open decks/missing.csv: no such file or directory`)
 	f("resellers: [{name: R, currency: USD, parent: Q}]\n",
 		`catalog.yaml: resellers[0] "R": parent: unknown reseller "Q"`)
@@ -333,11 +333,11 @@ func TestApplyErrors(t *testing.T) {
 	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
 		`catalog.yaml: rate_tables[0] "a": parent: a rate table cannot be its own parent`)
 	f("rate_tables: [{name: a, currency: EUR, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv}]\n",
-		`catalog.yaml: rate_tables[0] "a": parent: rate table "b" is in USD, this one in EUR`)
+		`catalog.yaml: rate_tables[0] "a": parent: rate table 1 "b" is in USD, not EUR`)
 	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
-		`catalog.yaml: rate_tables[0] "a": parent: rate tables form a cycle`)
+		`catalog.yaml: rate_tables[0] "a": parent: rate tables form a cycle: "a" → "b" → "a"`)
 	f(head+"payments: [{client: Customer A, amount: \"-5\", ref: w1}]\n",
-		`catalog.yaml: payments[0] "w1": amount: must not be negative, got -5`)
+		`catalog.yaml: payments[0] "w1": amount: a payment must be positive; use an adjustment to lower a balance the other way`)
 	f(head+"payments: [{client: Nobody, amount: \"5\", ref: w1}]\n",
 		`catalog.yaml: payments[0] "w1": client: unknown client "Nobody"`)
 }
@@ -388,7 +388,7 @@ func TestRateTableParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = catalog.Apply(context.Background(), db.PG, file, catalog.Options{})
-	want := `rate_tables[0] "base": parent: rate table "child" is below "base": that would make a cycle`
+	want := `rate_tables[0] "base": parent: rate table 2 "child" is 1 "base" itself or below it: that would make a cycle`
 	if err == nil || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("apply closing a cycle through the database: %v, want …%s", err, want)
 	}
@@ -412,5 +412,83 @@ func TestDemoCatalog(t *testing.T) {
 	}
 	if rep := apply(t, db.PG, filepath.Join("..", "deploy", "demo", "catalog.yaml"), false); rep.Changed() {
 		t.Error("second demo apply changed something")
+	}
+}
+
+// TestApplyAuditsLikeTheAPI: every change an apply makes has its audit row
+// under the actor "catalog apply (FILE)", payments included; a client the
+// file deletes gets its accounts switched off, each audited, and applying
+// the same file again changes nothing.
+func TestApplyAuditsLikeTheAPI(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	path := copyTestdata(t)
+	apply(t, db.PG, path, false)
+	actor := "catalog apply (" + path + ")"
+	audits := func(entity, action string) int {
+		return count(t, db.PG, "SELECT count(*) FROM audit_log WHERE actor = $1 AND entity = $2 AND action = $3", actor, entity, action)
+	}
+	for _, c := range []struct {
+		entity, action string
+		want           int
+	}{
+		{"time profile", "create", 1}, {"rate table", "create", 2}, {"rate table", "import_rates", 2},
+		{"reseller", "create", 2}, {"client", "create", 3}, {"account", "create", 5}, {"transaction", "create", 2},
+	} {
+		if got := audits(c.entity, c.action); got != c.want {
+			t.Errorf("%s %s audit rows: %d, want %d", c.entity, c.action, got, c.want)
+		}
+	}
+	if n := count(t, db.PG, "SELECT count(*) FROM audit_log WHERE actor <> $1", actor); n != 0 {
+		t.Errorf("%d audit rows under another actor", n)
+	}
+
+	yml, _ := os.ReadFile(path)
+	yml = []byte(strings.Replace(string(yml), "    status: active\n", "    status: deleted\n", 1)) // Customer A
+	if err := os.WriteFile(path, yml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := apply(t, db.PG, path, false)
+	if rep.Clients.Updated != 1 || rep.Accounts.Unchanged != 5 {
+		t.Errorf("delete through the file: %+v", rep)
+	}
+	if n := count(t, db.PG, `SELECT count(*) FROM accounts a JOIN clients c ON c.id = a.client_id
+		WHERE c.name = 'Customer A' AND (a.orig OR a.term)`); n != 0 {
+		t.Errorf("%d accounts of the deleted Customer A still on", n)
+	}
+	if got := audits("account", "update"); got != 3 {
+		t.Errorf("account update audit rows: %d, want 3 (one per account switched off)", got)
+	}
+	if rep := apply(t, db.PG, path, false); rep.Changed() {
+		t.Error("applying the deleting file again changed something")
+	}
+}
+
+// TestApplyRefusesAResellerCycleThroughTheDatabase is the attack of issue
+// 10: a file that names only "Acme Wholesale" with the parent "Acme East",
+// while East's parent is Wholesale. Neither the dry run nor the apply may
+// make the loop.
+func TestApplyRefusesAResellerCycleThroughTheDatabase(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	apply(t, db.PG, copyTestdata(t), false)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cycle.yaml")
+	if err := os.WriteFile(path, []byte("resellers: [{name: Acme Wholesale, parent: Acme East, currency: USD}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := catalog.Load(path)
+	if err != nil {
+		t.Fatalf("check: %v (the loop is only in the database)", err)
+	}
+	want := path + `: resellers[0] "Acme Wholesale": parent: reseller 2 "Acme East" is 1 "Acme Wholesale" itself or below it: that would make a cycle`
+	for _, dry := range []bool{true, false} {
+		_, err := catalog.Apply(context.Background(), db.PG, f, catalog.Options{DryRun: dry})
+		if err == nil || err.Error() != want {
+			t.Errorf("dry run %v: %v, want %s", dry, err, want)
+		}
+	}
+	if n := count(t, db.PG, "SELECT count(*) FROM resellers WHERE name = 'Acme Wholesale' AND parent_id IS NULL"); n != 1 {
+		t.Error("Acme Wholesale got a parent")
 	}
 }

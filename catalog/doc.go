@@ -1,27 +1,42 @@
-// Package catalog is the declarative catalog file (DESIGN.md "Catalog
-// file"): parse, validate, plan and apply it to PostgreSQL as idempotent
-// upserts by name.
+// Package catalog owns the catalog's rules and its one write path:
+// resellers, managers, clients, accounts, rate tables and their rates,
+// time profiles and transactions, as the management API (package api) and
+// the declarative catalog file (`tarifa catalog apply`, DESIGN.md "Catalog
+// file") both write them. The two front ends share every rule and message:
+// what the API answers 422 for, the file is refused for, in the same words.
 //
-// A catalog file names time profiles, rate tables (each with a deck CSV),
-// resellers, clients with their accounts, and payments. Apply makes the
-// database agree with the file for every entry the file names, in one
-// transaction:
+// # Layout
 //
-//   - An entry is matched by its name (accounts by kind + ident +
-//     tech_prefix, payments by client + ref). A missing entry is created; an
-//     existing one whose fields differ is updated; an identical one is not
-//     written at all, so the catalog version (and with it every worker's
-//     reload) moves only when something changed.
-//   - The file is the truth for the fields it may carry: a field left out
-//     takes its documented default. Entries the file does not name are left
-//     alone (the file never deletes a client or an account).
-//   - A rate table's rates are replaced by its deck: rows no longer in the
-//     deck are removed, changed rows updated, unchanged rows left untouched.
-//     The deck goes in with COPY into a temporary table and set-based
-//     statements, so a 20k-code deck applies in well under a second.
-//   - Payments are transactions of kind payment, recorded once per client
-//     and ref; applying the file again does not pay twice.
+//   - fields.go, entity.go: typed fields (Kind, Field) and the entities
+//     (Entity) built from them; Entity.FromJSON and Entity.Validate check
+//     values without the database, the same way for JSON and YAML.
+//   - resellers.go, clients.go, accounts.go, ratetables.go,
+//     transactions.go, profiles.go: each entity's rules beyond single
+//     fields, its scope (what an Actor may see) and its statuses as types.
+//   - actor.go: Actor, who writes and what it may see (DOMAIN.md: a parent
+//     reseller sees its subtree; nobody sees upward or sideways).
+//   - write.go: Writer, the write path. Every create, update, transaction,
+//     deck import and full delete goes through it, checked against the
+//     database inside the writing transaction, with one audit row per
+//     change in that same transaction.
+//   - deck.go: the one deck importer (Writer.ImportRates), merge or
+//     replace, COPY into a staging table and set-based statements.
+//   - file.go, apply.go, report.go: the catalog file: Load checks it with
+//     every rule that needs no database (so `tarifa catalog check` catches
+//     them), Apply writes it through a Writer as the actor
+//     "catalog apply (PATH)", Report prints what changed.
+//   - errors.go: FieldError, the refusal every rule returns.
 //
-// A dry run performs the same work inside a transaction that is rolled back,
-// so what it reports is exactly what a real apply would do.
+// # Writes
+//
+// An update writes only what differs from the stored row; when nothing
+// differs it writes nothing at all (no audit row, no catalog version bump),
+// so applying the same file twice, or sending back a row read a moment ago,
+// moves no worker to reload. Money is decimal text bounded by MaxAmount
+// with at most 6 decimals; rates are bounded by MinRate and MaxRate with
+// at most 9. Catalog changes reach running workers through the
+// catalog_version triggers of the tables they touch.
+//
+// The package is not a storage adapter (package sinks): it decides what
+// may be written, by whom, and records who did.
 package catalog

@@ -7,22 +7,21 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
-	"time"
+	"unicode/utf8"
 
-	"github.com/shopspring/decimal"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tarifa/tarifa/codedeck"
 )
 
-// File is a parsed and validated catalog file. Amounts and times are kept
-// as written and parsed exactly (never through float64) by Load.
+// File is a parsed catalog file (DESIGN.md "Catalog file"). Load checks
+// it with the rules the API applies, except those that need the database;
+// amounts are kept as written and parsed exactly, never through float64.
 type File struct {
-	// Path is the file as named by the caller; errors start with it and deck
-	// paths are relative to its directory.
+	// Path is the file as named by the caller; errors start with it, deck
+	// paths are relative to its directory, and audit rows name it.
 	Path string `yaml:"-"`
 
 	TimeProfiles map[string][]codedeck.Window `yaml:"time_profiles"`
@@ -36,11 +35,14 @@ type File struct {
 type RateTable struct {
 	Name     string `yaml:"name"`
 	Currency string `yaml:"currency"`
-	Deck     string `yaml:"deck"`   // relative to the catalog file
-	Parent   string `yaml:"parent"` // a rate table of the same currency whose codes this one extends
+	Deck     string `yaml:"deck"`     // relative to the catalog file
+	Parent   string `yaml:"parent"`   // a rate table of the same currency whose codes this one extends
+	Reseller string `yaml:"reseller"` // the reseller it belongs to; empty for the operator's own
 	Notes    string `yaml:"notes"`
 
-	rows []codedeck.Row
+	rows     []codedeck.Row
+	rejected []RejectedRow
+	deckErr  error // the deck could not be read
 }
 
 // Reseller is a company owning clients. Parent names another reseller.
@@ -59,15 +61,12 @@ type Reseller struct {
 	Address         string `yaml:"address"`
 	TaxID           string `yaml:"tax_id"`
 	RegID           string `yaml:"reg_id"`
-
-	credit decimal.Decimal
 }
 
 // Client is a paying entity, customer (orig) and vendor (term), with the
 // fields of DOMAIN.md "Entities" that the file may carry. Reseller defaults
 // to the file's first reseller without a parent, Currency to the
-// reseller's, Timezone to UTC, Status to active, BillBy to disconnect,
-// Locale to en.
+// reseller's; every other field left out takes the default of the API.
 type Client struct {
 	Name                   string    `yaml:"name"`
 	Reseller               string    `yaml:"reseller"`
@@ -103,13 +102,10 @@ type Client struct {
 	AccountDetails         string    `yaml:"account_details"`
 	Locale                 string    `yaml:"locale"`
 	Accounts               []Account `yaml:"accounts"`
-
-	credit, vendorCredit decimal.Decimal
-	threshold            *decimal.Decimal
 }
 
-// Account is how a client is recognised in a CDR. Orig defaults to on and
-// Term to off; Status to active.
+// Account is how a client is recognised in a CDR. Orig defaults to on
+// (off for a deleted client) and Term to off; Status to active.
 type Account struct {
 	Kind          string `yaml:"kind"` // ip | username | ani
 	Ident         string `yaml:"ident"`
@@ -130,19 +126,17 @@ type Payment struct {
 	Ref      string `yaml:"ref"`
 	Currency string `yaml:"currency"`
 	Notes    string `yaml:"notes"`
-
-	amount decimal.Decimal
-	at     time.Time
 }
 
-// Error is a catalog file that cannot be applied: every problem found, each
-// naming the entry and the field.
-type Error struct {
+// FileError is a catalog file that cannot be applied: every problem found,
+// each naming the entry and the field.
+type FileError struct {
 	Path     string
 	Problems []string
 }
 
-func (e *Error) Error() string {
+// Error lists the problems, one per line when there are several.
+func (e *FileError) Error() string {
 	if len(e.Problems) == 1 {
 		return e.Path + ": " + e.Problems[0]
 	}
@@ -155,16 +149,13 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-var (
-	currencyRe    = regexp.MustCompile(`^[A-Z]{3}$`)
-	profileNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	techPrefixRe  = regexp.MustCompile(`^[0-9]*#?$`)
-)
-
-// Load reads, parses and validates the catalog file at path and every deck
-// it names. Unknown keys are errors (a typo must not silently drop a
-// setting). References to names neither in the file nor in the database
-// are found by Apply.
+// Load reads, parses and checks the catalog file at path and every deck it
+// names, with every rule of the API that needs no database: field values,
+// references between entries of the file (parent cycles included), deck
+// rows with their line numbers, and bytes PostgreSQL cannot store. Unknown
+// keys are errors (a typo must not silently drop a setting). References to
+// names not in the file, time profiles a deck uses that the file does not
+// define, and cycles through the database are checked by Apply.
 func Load(path string) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -175,19 +166,55 @@ func Load(path string) (*File, error) {
 
 // Parse is Load for the contents b of the file named path.
 func Parse(path string, b []byte) (*File, error) {
+	f, err := parse(path, b)
+	if err != nil {
+		return nil, err
+	}
+	var v validator
+	f.check(&v)
+	if len(v.problems) > 0 {
+		return nil, &FileError{Path: path, Problems: v.problems}
+	}
+	return f, nil
+}
+
+// parse decodes b and reads the decks, checking nothing else.
+func parse(path string, b []byte) (*File, error) {
+	if p := badBytes(b); p != "" {
+		return nil, &FileError{Path: path, Problems: []string{p}}
+	}
 	f := &File{}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) /* empty file */ {
-		return nil, &Error{Path: path, Problems: []string{yamlProblem(err)}}
+		return nil, &FileError{Path: path, Problems: []string{yamlProblem(err)}}
 	}
 	f.Path = path
-	var v validator
-	f.validate(&v)
-	if len(v.problems) > 0 {
-		return nil, &Error{Path: path, Problems: v.problems}
+	for i := range f.RateTables {
+		if t := &f.RateTables[i]; t.Deck != "" {
+			t.deckErr = f.readDeck(t)
+		}
 	}
 	return f, nil
+}
+
+// badBytes names the line of the first byte a YAML file may not hold
+// (invalid UTF-8, a control character), or "".
+func badBytes(b []byte) string {
+	line := 1
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return fmt.Sprintf("line %d: invalid UTF-8 (byte 0x%02x)", line, b[i])
+		case r == '\n':
+			line++
+		case r < 0x20 && r != '\t' && r != '\r', r == 0x7f:
+			return fmt.Sprintf("line %d: control character %U is not allowed", line, r)
+		}
+		i += size
+	}
+	return ""
 }
 
 type validator struct{ problems []string }
@@ -203,6 +230,29 @@ func (v *validator) add(entry, field, format string, args ...any) {
 	v.problems = append(v.problems, msg)
 }
 
+// field adds a FieldError of entry, naming the field by the file's key.
+func (v *validator) field(entry string, err *FieldError) {
+	v.add(entry, fileKey(err.Field), "%s", err.Msg)
+}
+
+// fileKey is the catalog file's key for an entity field: references are by
+// name in the file, by id in the database.
+func fileKey(field string) string {
+	switch field {
+	case "parent_id":
+		return "parent"
+	case "reseller_id":
+		return "reseller"
+	case "client_id":
+		return "client"
+	case "orig_rate_table_id":
+		return "orig_rate_table"
+	case "term_rate_table_id":
+		return "term_rate_table"
+	}
+	return field
+}
+
 func entry(list string, i int, name string) string {
 	return fmt.Sprintf("%s[%d] %q", list, i, name)
 }
@@ -216,15 +266,11 @@ func (f *File) profileNames() []string {
 	return names
 }
 
-func (f *File) validate(v *validator) {
+// check validates f without the database.
+func (f *File) check(v *validator) {
 	for _, name := range f.profileNames() {
-		e := fmt.Sprintf("time_profiles %q", name)
-		if !profileNameRe.MatchString(name) || name == codedeck.AllProfile {
-			v.add(e, "", "name must be letters, digits, _ . - and not %q", codedeck.AllProfile)
-			continue
-		}
-		if _, err := codedeck.NewProfiles(map[string][]codedeck.Window{name: f.TimeProfiles[name]}); err != nil {
-			v.add(e, "", "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("time profile %q", name)+" "))
+		if err := CheckTimeProfile(name, f.TimeProfiles[name]); err != nil {
+			v.add(fmt.Sprintf("time_profiles %q", name), err.Field, "%s", err.Msg)
 		}
 	}
 
@@ -233,7 +279,11 @@ func (f *File) validate(v *validator) {
 		t := &f.RateTables[i]
 		e := entry("rate_tables", i, t.Name)
 		checkName(v, e, t.Name, seen)
-		checkCurrency(v, e, t.Currency, true)
+		if _, problems := RateTables.Validate(t.values(), true); len(problems) > 0 {
+			for _, p := range problems {
+				v.field(e, p)
+			}
+		}
 		if t.Parent != "" && t.Parent == t.Name {
 			v.add(e, "parent", "a rate table cannot be its own parent")
 		}
@@ -241,29 +291,19 @@ func (f *File) validate(v *validator) {
 			v.add(e, "deck", "required")
 			continue
 		}
-		rows, err := f.readDeck(t.Deck)
-		if err != nil {
-			v.add(e, "", "%v", err)
+		if t.deckErr != nil {
+			v.add(e, "", "%v", t.deckErr)
 			continue
 		}
-		t.rows = rows
-	}
-
-	// Parents named in the file must not loop (those in the database are
-	// checked when the file is applied).
-	parentOf := map[string]string{}
-	for _, t := range f.RateTables {
-		parentOf[t.Name] = t.Parent
-	}
-	for i, t := range f.RateTables {
-		steps, p := 0, t.Parent
-		for p != "" && p != t.Name && steps <= len(f.RateTables) {
-			p, steps = parentOf[p], steps+1
+		if len(t.rejected) > 0 {
+			v.add(e, "", "%s", deckProblem(t.Deck, t.rejected))
 		}
-		if p == t.Name && t.Parent != t.Name {
-			v.add(entry("rate_tables", i, t.Name), "parent", "rate tables form a cycle")
-			break
+		if len(t.rows) == 0 && len(t.rejected) == 0 {
+			v.add(e, "deck", "%s has no rates", t.Deck)
 		}
+	}
+	if cyc := f.rateTableCycle(); cyc != nil {
+		v.add(entry("rate_tables", cyc[0], f.RateTables[cyc[0]].Name), "parent", "rate tables form a cycle: %s", f.loop(cyc, func(i int) string { return f.RateTables[i].Name }))
 	}
 
 	seen = map[string]bool{}
@@ -271,12 +311,17 @@ func (f *File) validate(v *validator) {
 		r := &f.Resellers[i]
 		e := entry("resellers", i, r.Name)
 		checkName(v, e, r.Name, seen)
-		checkCurrency(v, e, r.Currency, true)
-		checkEnum(v, e, "status", &r.Status, "active", "deleted")
+		if _, problems := Resellers.Validate(r.values(), true); len(problems) > 0 {
+			for _, p := range problems {
+				v.field(e, p)
+			}
+		}
 		if r.Parent == r.Name && r.Name != "" {
 			v.add(e, "parent", "a reseller cannot be its own parent")
 		}
-		r.credit = checkCredit(v, e, r.CreditLimit, r.Unlimited)
+	}
+	if cyc := f.resellerCycle(); cyc != nil {
+		v.add(entry("resellers", cyc[0], f.Resellers[cyc[0]].Name), "parent", "resellers form a cycle: %s", f.loop(cyc, func(i int) string { return f.Resellers[i].Name }))
 	}
 
 	seen = map[string]bool{}
@@ -288,62 +333,35 @@ func (f *File) validate(v *validator) {
 		if c.Reseller == "" && f.defaultReseller() == "" {
 			v.add(e, "reseller", "required (the file defines no top-level reseller to default to)")
 		}
-		checkCurrency(v, e, c.Currency, false)
-		checkEnum(v, e, "status", &c.Status, "active", "stop", "deleted")
-		checkEnum(v, e, "bill_by", &c.BillBy, "disconnect", "setup", "connect")
-		if c.Timezone == "" {
-			c.Timezone = "UTC"
+		vals := c.values()
+		if c.Currency == "" {
+			// The reseller's, which Apply finds; any valid code lets the
+			// other fields be checked here.
+			vals["currency"] = "USD"
 		}
-		if _, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "Local" {
-			v.add(e, "timezone", "unknown time zone %q", c.Timezone)
-		}
-		for j, tag := range c.Tags {
-			if strings.TrimSpace(tag) == "" {
-				v.add(e, fmt.Sprintf("tags[%d]", j), "empty tag")
+		if _, problems := Clients.Validate(vals, true); len(problems) > 0 {
+			for _, p := range problems {
+				v.field(e, p)
 			}
-		}
-		if c.HiddenDigits < 0 || c.HiddenDigits > 20 {
-			v.add(e, "hidden_digits", "must be 0 to 20, got %d", c.HiddenDigits)
-		}
-		c.credit = checkCredit(v, e, c.CreditLimit, c.Unlimited)
-		c.vendorCredit = checkAmount(v, e, "vendor_credit_limit", c.VendorCreditLimit, false)
-		if c.LowBalanceThreshold != "" {
-			d := checkAmount(v, e, "low_balance_threshold", c.LowBalanceThreshold, false)
-			c.threshold = &d
-		}
-		for _, p := range []struct {
-			name string
-			v    *int
-		}{{"orig_capacity", c.OrigCapacity}, {"term_capacity", c.TermCapacity}, {"capacity_under_threshold", c.CapacityUnderThreshold}} {
-			if p.v != nil && *p.v < 0 {
-				v.add(e, p.name, "must not be negative, got %d", *p.v)
-			}
-		}
-		if c.Locale == "" {
-			c.Locale = "en"
 		}
 		for j := range c.Accounts {
 			a := &c.Accounts[j]
 			ae := fmt.Sprintf("%s: accounts[%d]", e, j)
-			switch a.Kind {
-			case "ip", "username", "ani":
-			case "":
-				v.add(ae, "kind", "required (ip, username or ani)")
-			default:
-				v.add(ae, "kind", "must be ip, username or ani, got %q", a.Kind)
+			in, problems := Accounts.Validate(a.values(c), true)
+			for _, p := range problems {
+				v.field(ae, p)
 			}
-			if strings.TrimSpace(a.Ident) == "" {
-				v.add(ae, "ident", "required")
+			if in == nil {
+				continue
 			}
-			if a.TechPrefix != "" {
-				if a.Kind != "ip" {
-					v.add(ae, "tech_prefix", "only ip accounts have a tech prefix")
-				} else if !techPrefixRe.MatchString(a.TechPrefix) || a.TechPrefix == "#" {
-					v.add(ae, "tech_prefix", "must be digits, optionally ending in #, got %q", a.TechPrefix)
+			if c.Status == string(ClientDeleted) {
+				for _, side := range []string{"orig", "term"} {
+					if in[side] == true {
+						v.field(ae, errDeletedClientAccount(side))
+					}
 				}
 			}
-			checkEnum(v, ae, "status", &a.Status, "active", "inactive")
-			key := a.Kind + "\x00" + a.Ident + "\x00" + a.TechPrefix
+			key := a.Kind + "\x00" + strValue(in["ident"]) + "\x00" + a.TechPrefix
 			if other, dup := accounts[key]; dup {
 				v.add(ae, "", "the same kind, ident and tech_prefix as %s", other)
 			}
@@ -354,10 +372,7 @@ func (f *File) validate(v *validator) {
 	refs := map[string]bool{}
 	for i := range f.Payments {
 		p := &f.Payments[i]
-		e := fmt.Sprintf("payments[%d]", i)
-		if p.Ref != "" {
-			e = fmt.Sprintf("payments[%d] %q", i, p.Ref)
-		}
+		e := p.entry(i)
 		if p.Client == "" {
 			v.add(e, "client", "required")
 		}
@@ -367,20 +382,97 @@ func (f *File) validate(v *validator) {
 			v.add(e, "ref", "the same client and ref twice")
 		}
 		refs[p.Client+"\x00"+p.Ref] = true
-		n := len(v.problems)
-		p.amount = checkAmount(v, e, "amount", p.Amount, true)
-		if len(v.problems) == n && p.amount.Sign() <= 0 {
-			v.add(e, "amount", "must be positive, got %s", p.Amount)
-		}
-		checkCurrency(v, e, p.Currency, false)
-		if p.At != "" {
-			t, err := parseTime(p.At)
-			if err != nil {
-				v.add(e, "at", "%q is not RFC 3339 or YYYY-MM-DD", p.At)
+		if _, problems := ParseTxn(p.values()); len(problems) > 0 {
+			for _, pr := range problems {
+				v.field(e, pr)
 			}
-			p.at = t
 		}
 	}
+}
+
+func (p *Payment) entry(i int) string {
+	if p.Ref != "" {
+		return fmt.Sprintf("payments[%d] %q", i, p.Ref)
+	}
+	return fmt.Sprintf("payments[%d]", i)
+}
+
+// or returns s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func optInt(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return int64(*p)
+}
+
+// values are the rate table's fields as Validate takes them; references
+// by name are left out (Apply resolves them).
+func (t *RateTable) values() map[string]any {
+	return map[string]any{"name": t.Name, "currency": t.Currency, "notes": t.Notes, "status": string(RateTableActive)}
+}
+
+func (r *Reseller) values() map[string]any {
+	return map[string]any{
+		"name": r.Name, "currency": r.Currency, "status": or(r.Status, string(ResellerActive)),
+		"credit_limit": or(r.CreditLimit, "0"), "unlimited": r.Unlimited,
+		"invoice_template": r.InvoiceTemplate, "company_name": r.CompanyName, "email": r.Email,
+		"address": r.Address, "tax_id": r.TaxID, "reg_id": r.RegID,
+	}
+}
+
+func (c *Client) values() map[string]any {
+	tags := c.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	var threshold any
+	if c.LowBalanceThreshold != "" {
+		threshold = c.LowBalanceThreshold
+	}
+	return map[string]any{
+		"name": c.Name, "currency": c.Currency, "timezone": or(c.Timezone, "UTC"),
+		"status": or(c.Status, string(ClientActive)), "tags": tags, "bill_by": or(c.BillBy, "disconnect"),
+		"hidden_digits": int64(c.HiddenDigits), "credit_limit": or(c.CreditLimit, "0"), "unlimited": c.Unlimited,
+		"routing_plan": c.RoutingPlan, "orig_capacity": optInt(c.OrigCapacity), "term_capacity": optInt(c.TermCapacity),
+		"vendor_credit_limit": or(c.VendorCreditLimit, "0"), "notify_client": c.NotifyClient, "notify_admin": c.NotifyAdmin,
+		"low_balance_threshold": threshold, "capacity_under_threshold": optInt(c.CapacityUnderThreshold),
+		"invoice_template": c.InvoiceTemplate, "autoinvoice": c.Autoinvoice, "company_name": c.CompanyName,
+		"email_main": c.EmailMain, "email_noc": c.EmailNOC, "email_billing": c.EmailBilling, "email_rates": c.EmailRates,
+		"address": c.Address, "zip": c.Zip, "tax_id": c.TaxID, "reg_id": c.RegID,
+		"account_details": c.AccountDetails, "locale": or(c.Locale, "en"),
+	}
+}
+
+// values are the account's fields; orig defaults to off when its client
+// is deleted (a deleted client's accounts stay off).
+func (a *Account) values(c *Client) map[string]any {
+	orig, term := c.Status != string(ClientDeleted), false
+	if a.Orig != nil {
+		orig = *a.Orig
+	}
+	if a.Term != nil {
+		term = *a.Term
+	}
+	return map[string]any{
+		"client_id": int64(1), // Apply's; Validate needs one
+		"kind":      a.Kind, "ident": a.Ident, "tech_prefix": a.TechPrefix,
+		"orig": orig, "term": term, "status": or(a.Status, string(AccountActive)),
+	}
+}
+
+func (p *Payment) values() map[string]any {
+	vals := map[string]any{"kind": string(TxnPayment), "amount": p.Amount, "currency": p.Currency, "at": p.At, "notes": p.Notes}
+	if p.Ref != "" {
+		vals["ref"] = p.Ref
+	}
+	return vals
 }
 
 // defaultReseller is the reseller of clients that name none: the file's
@@ -394,111 +486,137 @@ func (f *File) defaultReseller() string {
 	return ""
 }
 
-// readDeck parses a deck CSV named relative to the catalog file.
-func (f *File) readDeck(name string) ([]codedeck.Row, error) {
-	path := name
+// rateTableCycle returns the indexes of rate tables whose parents named in
+// the file loop, starting with the first of them in file order, or nil.
+func (f *File) rateTableCycle() []int {
+	parent := make([]string, len(f.RateTables))
+	for i, t := range f.RateTables {
+		parent[i] = t.Parent
+	}
+	return cycle(len(f.RateTables), func(i int) string { return f.RateTables[i].Name }, parent)
+}
+
+// resellerCycle is rateTableCycle for resellers.
+func (f *File) resellerCycle() []int {
+	parent := make([]string, len(f.Resellers))
+	for i, r := range f.Resellers {
+		parent[i] = r.Parent
+	}
+	return cycle(len(f.Resellers), func(i int) string { return f.Resellers[i].Name }, parent)
+}
+
+// cycle finds a loop of parents among n named entries (a name's own
+// parent is reported elsewhere).
+func cycle(n int, name func(int) string, parent []string) []int {
+	index := map[string]int{}
+	for i := range n {
+		index[name(i)] = i
+	}
+	for start := range n {
+		var path []int
+		onPath := map[int]int{}
+		for i := start; ; {
+			if at, ok := onPath[i]; ok {
+				loop := path[at:]
+				if len(loop) < 2 {
+					break // its own parent
+				}
+				first := 0
+				for k := range loop { // start with the first in file order
+					if loop[k] < loop[first] {
+						first = k
+					}
+				}
+				return append(append([]int{}, loop[first:]...), loop[:first]...)
+			}
+			onPath[i] = len(path)
+			path = append(path, i)
+			p, ok := index[parent[i]]
+			if !ok || parent[i] == "" {
+				break
+			}
+			i = p
+		}
+	}
+	return nil
+}
+
+// loop writes a cycle of entries as "a → b → a".
+func (f *File) loop(idx []int, name func(int) string) string {
+	parts := make([]string, 0, len(idx)+1)
+	for _, i := range idx {
+		parts = append(parts, fmt.Sprintf("%q", name(i)))
+	}
+	parts = append(parts, fmt.Sprintf("%q", name(idx[0])))
+	return strings.Join(parts, " → ")
+}
+
+// readDeck parses the deck CSV of t, named relative to the catalog file,
+// and checks every row it can without the database.
+func (f *File) readDeck(t *RateTable) error {
+	path := t.Deck
 	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(f.Path), name)
+		path = filepath.Join(filepath.Dir(f.Path), t.Deck)
 	}
 	fh, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("deck: %w", err)
+		return fmt.Errorf("deck: %w", err)
 	}
 	defer fh.Close()
 	rows, err := codedeck.ParseCSV(fh)
 	if err != nil {
-		var pe *codedeck.ParseError
-		if !errors.As(err, &pe) {
-			return nil, fmt.Errorf("deck %s: %w", name, err)
+		rej, ok := ParseDeckError(err)
+		if !ok {
+			return fmt.Errorf("deck %s: %w", t.Deck, err)
 		}
-		var b strings.Builder
-		for i, r := range pe.Rows {
-			if i == 5 {
-				fmt.Fprintf(&b, "; and %d more", len(pe.Rows)-i)
-				break
+		t.rejected = rej
+	}
+	bad := map[int]bool{}
+	for _, r := range t.rejected {
+		bad[r.Line] = true
+	}
+	good := rows[:0]
+	for i := range rows {
+		r := &rows[i]
+		if reason := CheckRateRow(r); reason != "" {
+			if !bad[r.Line] {
+				bad[r.Line] = true
+				t.rejected = append(t.rejected, RejectedRow{Line: r.Line, Reason: reason})
 			}
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(r.String())
+			continue
 		}
-		return nil, fmt.Errorf("deck %s: %s", name, b.String())
+		good = append(good, *r)
 	}
-	if len(rows) == 0 {
-		return nil, fmt.Errorf("deck %s: no rates", name)
+	sort.SliceStable(t.rejected, func(i, j int) bool { return t.rejected[i].Line < t.rejected[j].Line })
+	t.rows = good
+	return nil
+}
+
+// deckProblem lists the first rejected lines of a deck in one problem.
+func deckProblem(deck string, rejected []RejectedRow) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "deck %s: ", deck)
+	for i, r := range rejected {
+		if i == 5 {
+			fmt.Fprintf(&b, "; and %d more", len(rejected)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if r.Line > 0 {
+			fmt.Fprintf(&b, "line %d: ", r.Line)
+		}
+		b.WriteString(r.Reason)
 	}
-	return rows, nil
+	return b.String()
 }
 
 func checkName(v *validator, e, name string, seen map[string]bool) {
-	switch {
-	case strings.TrimSpace(name) == "":
-		v.add(e, "name", "required")
-	case seen[name]:
+	if seen[name] && strings.TrimSpace(name) != "" {
 		v.add(e, "name", "defined twice")
 	}
 	seen[name] = true
-}
-
-func checkCurrency(v *validator, e, cur string, required bool) {
-	if cur == "" {
-		if required {
-			v.add(e, "currency", "required (three capital letters, such as USD)")
-		}
-		return
-	}
-	if !currencyRe.MatchString(cur) {
-		v.add(e, "currency", "must be three capital letters such as USD, got %q", cur)
-	}
-}
-
-// checkEnum checks *val against the allowed values, the first being the
-// default for an empty value.
-func checkEnum(v *validator, e, field string, val *string, allowed ...string) {
-	if *val == "" {
-		*val = allowed[0]
-		return
-	}
-	for _, a := range allowed {
-		if *val == a {
-			return
-		}
-	}
-	v.add(e, field, "must be one of %s, got %q", strings.Join(allowed, ", "), *val)
-}
-
-func checkCredit(v *validator, e, credit string, unlimited bool) decimal.Decimal {
-	if credit != "" && unlimited {
-		v.add(e, "credit_limit", "not allowed with unlimited: true (postpaid has no limit)")
-	}
-	return checkAmount(v, e, "credit_limit", credit, false)
-}
-
-// checkAmount parses a non-negative exact decimal; empty is zero unless
-// required.
-func checkAmount(v *validator, e, field, s string, required bool) decimal.Decimal {
-	if s == "" {
-		if required {
-			v.add(e, field, "required")
-		}
-		return decimal.Zero
-	}
-	d, err := decimal.NewFromString(s)
-	if err != nil || strings.ContainsAny(s, "eE") {
-		v.add(e, field, "%q is not a decimal number", s)
-		return decimal.Zero
-	}
-	if d.Sign() < 0 {
-		v.add(e, field, "must not be negative, got %s", s)
-	}
-	return d
-}
-
-func parseTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	return time.Parse(time.DateOnly, s)
 }
 
 // RateCount returns the number of rates (one per code) in the table's deck.

@@ -20,9 +20,19 @@ const ConnectTimeout = 5 * time.Second
 
 // OpenPostgres returns a pool for dsn after checking that the server answers.
 func OpenPostgres(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	return OpenPostgresPool(ctx, dsn, 0)
+}
+
+// OpenPostgresPool is OpenPostgres with a pool of at most maxConns
+// connections; 0 keeps pgxpool's default (the DSN's pool_max_conns, else
+// the larger of 4 and the number of CPUs).
+func OpenPostgresPool(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres dsn %s: %w", Redact(dsn), err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
 	}
 	cfg.ConnConfig.ConnectTimeout = ConnectTimeout
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

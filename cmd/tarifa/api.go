@@ -22,24 +22,37 @@ import (
 // SIGTERM), then stops accepting and lets requests in flight finish for up
 // to --shutdown-timeout.
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("api", "api [--addr HOST:PORT] [--pg-dsn DSN] [--clickhouse-dsn DSN] [--max-call 4h]",
+	fs := newFlagSet("api", "api [--addr HOST:PORT] [--metrics-addr HOST:PORT] [--pg-dsn DSN] [--clickhouse-dsn DSN] [flags]",
 		"Serves the management HTTP API: JSON under /v1 (resellers, managers, clients, accounts,\n"+
 			"rate tables and rates, transactions, balances, prepaid authorization, audit log), its\n"+
-			"OpenAPI document at /v1/openapi.json, /healthz and Prometheus /metrics. Every /v1 call\n"+
-			"needs a bearer token from 'tarifa token create'. ClickHouse is used only to count a\n"+
-			"client's xDRs before a full delete and for /v1/reports; without it, full deletes are\n"+
-			"refused and reports answer 503.", stderr)
+			"OpenAPI document at /v1/openapi.json and /healthz. Every /v1 call needs a bearer token\n"+
+			"from 'tarifa token create'. Prometheus /metrics is served on --metrics-addr when it is\n"+
+			"set, otherwise on --addr to admin tokens only. JSON bodies are at most 1 MiB, deck CSVs\n"+
+			"64 MiB; a request must arrive within --read-timeout and each answer (each page of an\n"+
+			"export) be read within --write-timeout. ClickHouse is used to count a client's xDRs before\n"+
+			"a full delete and for /v1/reports; without it, full deletes are refused and reports answer 503.", stderr)
 	addr := fs.String("addr", env("TARIFA_API_ADDR", "127.0.0.1:8480"), "listen address (TARIFA_API_ADDR)")
+	metricsAddr := fs.String("metrics-addr", env("TARIFA_API_METRICS_ADDR", ""), "address of /metrics of its own (TARIFA_API_METRICS_ADDR); empty: on --addr, admin tokens only")
 	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)")
+	pgConns := fs.Int("pg-max-conns", 16, "PostgreSQL connections at most: the requests that can run a statement at once")
 	chDSN := fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN, for xDR counts (TARIFA_CLICKHOUSE_DSN); empty to go without")
-	maxCall := fs.Duration("max-call", 4*time.Hour, "longest call authorize allows (unlimited clients get exactly this)")
+	var cfg api.Config
+	fs.DurationVar(&cfg.MaxCall, "max-call", 4*time.Hour, "longest call authorize allows (unlimited clients get exactly this)")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 30*time.Second, "longest a request (headers and JSON body) may take to arrive")
+	fs.DurationVar(&cfg.DeckReadTimeout, "deck-read-timeout", 10*time.Minute, "longest a deck CSV upload may take to arrive")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 30*time.Second, "longest a client may take to read an answer, or one page of an export")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long requests in flight may finish on stop")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *pgConns < 1 {
+		fmt.Fprintln(stderr, "--pg-max-conns must be at least 1")
+		fs.Usage()
+		return errUsage
+	}
 	log := newLogger(stderr)
 
-	pool, err := sinks.OpenPostgres(ctx, *pgDSN)
+	pool, err := sinks.OpenPostgresPool(ctx, *pgDSN, int32(*pgConns))
 	if err != nil {
 		return err
 	}
@@ -65,22 +78,41 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := api.New(api.Config{MaxCall: *maxCall, Reports: reports}, pool, xdrs, log, reg)
+	cfg.Reports = reports
+	srv, err := api.New(cfg, pool, xdrs, log, reg)
 	if err != nil {
 		return err
 	}
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", srv)
-
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	servers := []*http.Server{srv.HTTPServer(mux)}
+	listeners := []string{*addr}
+	if *metricsAddr == "" {
+		mux.Handle("GET /metrics", srv.AdminOnly(metrics))
+	} else {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metrics)
+		servers = append(servers, &http.Server{Handler: mm, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second})
+		listeners = append(listeners, *metricsAddr)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	log.Info("api listening", "addr", ln.Addr().String(), "pg", sinks.Redact(*pgDSN))
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+
+	served := make(chan error, len(servers))
+	for i, hs := range servers {
+		ln, err := net.Listen("tcp", listeners[i])
+		if err != nil {
+			for _, s := range servers[:i] {
+				_ = s.Close()
+			}
+			return fmt.Errorf("listen: %w", err)
+		}
+		if i == 0 {
+			log.Info("api listening", "addr", ln.Addr().String(), "pg", sinks.Redact(*pgDSN), "pg_max_conns", *pgConns)
+		} else {
+			log.Info("api metrics listening", "addr", ln.Addr().String())
+		}
+		go func() { served <- hs.Serve(ln) }()
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
@@ -88,11 +120,15 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdown)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, hs := range servers {
+		if err := hs.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	for range servers {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	log.Info("api stopped")
 	return nil

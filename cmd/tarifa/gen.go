@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +19,7 @@ import (
 	"github.com/tarifa/tarifa/sinks"
 )
 
-const genSummary = `Generate realistic CDRs (DESIGN.md "CDR message") from the catalog in
+const genSummary = `Generate realistic CDRs (docs/DESIGN.md "CDR message") from the catalog in
 PostgreSQL: origination accounts send to destinations of their rate table,
 vendor accounts terminate; about 55% answered with heavy-tailed durations,
 the rest failed with SIP codes; --dup re-sends earlier CDRs verbatim,
@@ -49,6 +50,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	topic := fs.String("topic", env("TARIFA_KAFKA_TOPIC", defaultKafkaTopic), "Kafka topic (env TARIFA_KAFKA_TOPIC)")
 	partitions := fs.Int("partitions", 8, "partitions of the topic when gen has to create it")
 	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN of the catalog (env TARIFA_PG_DSN)")
+	progress := fs.Bool("progress", isTerminal(stderr), "show a progress line on stderr; default on when stderr is a terminal")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -87,25 +89,40 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
+	w, report := stdout, stdout
+	if !*toKafka && *out != "-" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	} else if !*toKafka {
+		report = stderr
+	}
 	var st genStats
 	began := time.Now()
-	report := stdout
+	status := newStatusLine(stderr, *progress)
+	pctx, stopProgress := context.WithCancel(ctx)
+	defer stopProgress()
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		status.every(pctx, 250*time.Millisecond, func() string {
+			n := st.sent.Load()
+			return fmt.Sprintf("generated %s / %s CDRs  %s CDRs/s", thousands(n), thousands(int64(*count)), perSecond(n, time.Since(began)))
+		})
+	}()
 	if *toKafka {
 		err = genKafka(ctx, g, *count, *rate, strings.Split(*brokers, ","), *topic, *partitions, &st)
 	} else {
-		w := stdout
-		if *out != "-" {
-			f, err := os.Create(*out)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			w = f
-		} else {
-			report = stderr
-		}
 		err = genFile(ctx, g, *count, *rate, w, &st)
 	}
+	if err == nil {
+		st.sent.Store(int64(st.n))
+	}
+	stopProgress()
+	<-progressDone
 	if err != nil {
 		return err
 	}
@@ -129,7 +146,12 @@ func firstWriteError(err error) error {
 	return err
 }
 
-type genStats struct{ n, dups, malformed int }
+// genStats counts what gen made; sent is n as the progress line reads it
+// (updated per chunk).
+type genStats struct {
+	n, dups, malformed int
+	sent               atomic.Int64
+}
 
 func (s *genStats) add(k ingest.GenKind) {
 	s.n++
@@ -181,6 +203,7 @@ func genFile(ctx context.Context, g *ingest.Generator, count, rate int, w io.Wri
 		bw.WriteByte('\n')
 		st.add(kind)
 		if st.n%chunk == 0 {
+			st.sent.Store(int64(st.n))
 			if rate > 0 {
 				if err := bw.Flush(); err != nil {
 					return err
@@ -278,6 +301,7 @@ loop:
 		case err := <-done: // the writer failed and stopped
 			return err
 		}
+		st.sent.Store(int64(st.n - len(c.offs))) // what the writer has taken before this chunk
 		if err := p.wait(ctx, st.n); err != nil {
 			genErr = err
 			break

@@ -31,13 +31,13 @@ type command struct {
 // commands lists every subcommand; main dispatches on the first argument.
 func commands() map[string]command {
 	return map[string]command{
-		"api":       {"serve the management HTTP API (clients, accounts, rate tables, transactions, balances, authorize)", runAPI},
-		"catalog":   {"apply a declarative catalog file (time profiles, rate tables, resellers, clients, accounts, payments)", runCatalog},
+		"api":       {"serve the management HTTP API (clients, accounts, rate tables, transactions, balances, authorize, reports, rerating)", runAPI},
+		"catalog":   {"apply or check a declarative catalog file (time profiles, rate tables, resellers, clients, accounts, payments)", runCatalog},
 		"gen":       {"generate realistic CDRs from the catalog to Kafka or a file", runGen},
 		"migrate":   {"create the databases if missing and apply pending PostgreSQL and ClickHouse migrations", runMigrate},
 		"reconcile": {"check every live balance against its transactions and xDRs (invariant 1); exit 1 on a drift", runReconcile},
 		"report":    {"print reports: summary, origterm, mismatches, balance (table, CSV, JSON)", runReport},
-		"token":     {"create API bearer tokens (admin, reseller, client)", runToken},
+		"token":     {"create, list and revoke API bearer tokens (admin, reseller, client; optional expiry)", runToken},
 		"worker":    {"consume CDRs from Kafka, rate both legs, write xDRs to ClickHouse and balances to PostgreSQL", runWorker},
 		"rerate":    {"rate past CDRs again after a catalog fix: dry run with per-client deltas, then exactly-once balance moves", runRerate},
 		"rate":      {"price CDR JSON lines against a deck CSV alone (no servers), one JSON line out per CDR", runRate},
@@ -56,6 +56,9 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		return run([]string{"version"}, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		usage(stdout, cmds)
 		if len(args) == 0 {
@@ -95,9 +98,11 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, name := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", name, cmds[name].summary)
 	}
-	fmt.Fprintf(w, "\nRun 'tarifa COMMAND --help' for the flags of a command.\n"+
+	fmt.Fprintf(w, "\nRun 'tarifa COMMAND --help' for the flags of a command, 'tarifa --version' for the version.\n"+
 		"Flags default to the TARIFA_* environment (TARIFA_PG_DSN, TARIFA_CLICKHOUSE_DSN,\n"+
-		"TARIFA_KAFKA_BROKERS, TARIFA_KAFKA_TOPIC, TARIFA_KAFKA_GROUP); a flag overrides its variable.\n")
+		"TARIFA_KAFKA_BROKERS, TARIFA_KAFKA_TOPIC, TARIFA_KAFKA_GROUP, ...); a flag overrides its\n"+
+		"variable. TARIFA_LOG_LEVEL (debug, info, warn, error; default info) sets what the log on\n"+
+		"stderr shows. The contracts (CDR message, deck CSV, catalog file) are in docs/DESIGN.md.\n")
 }
 
 func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {

@@ -21,7 +21,7 @@ import (
 )
 
 const rateSummary = `Price CDR JSON lines against a deck CSV alone (no accounts, no servers) and
-write one JSON line per CDR, in input order (DESIGN.md "Offline rating").
+write one JSON line per CDR, in input order (docs/DESIGN.md "Offline rating").
 Blank input lines are skipped and produce no output; any other line gets
 exactly one output line. Exit status 0 whenever the inputs could be read,
 whatever the CDRs hold; a bad deck exits 1 with its line numbers, before
@@ -45,6 +45,7 @@ func runRate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	billByName := fs.String("bill-by", "disconnect", "event time of a call: setup, connect or disconnect")
 	inPath := fs.String("in", "-", "CDR JSON lines to read, - for stdin")
 	outPath := fs.String("out", "-", "file to write the rated lines to, - for stdout")
+	progress := fs.Bool("progress", isTerminal(stderr), "show a progress line on stderr; default on when stderr is a terminal")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -87,7 +88,22 @@ func runRate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		out = outFile
 	}
 	r := &offlineRater{deck: deck, billBy: billBy, loc: loc}
-	if err := r.stream(ctx, in, out, runtime.GOMAXPROCS(0)); err != nil {
+	status := newStatusLine(stderr, *progress)
+	pctx, stopProgress := context.WithCancel(ctx)
+	defer stopProgress()
+	progressDone := make(chan struct{})
+	began := time.Now()
+	go func() {
+		defer close(progressDone)
+		status.every(pctx, 250*time.Millisecond, func() string {
+			n := r.written.Load()
+			return fmt.Sprintf("rated %s CDRs  %s CDRs/s", thousands(n), perSecond(n, time.Since(began)))
+		})
+	}()
+	err = r.stream(ctx, in, out, runtime.GOMAXPROCS(0))
+	stopProgress()
+	<-progressDone
+	if err != nil {
 		return err
 	}
 	if outFile != nil {
@@ -134,7 +150,9 @@ func deckError(path string, err error) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "deck %s: %d rows rejected", path, len(pe.Rows))
+	profiles := false
 	for i, r := range pe.Rows {
+		profiles = profiles || strings.HasPrefix(r.Reason, "unknown time_profile")
 		if i == 50 {
 			fmt.Fprintf(&b, "\n  … and %d more", len(pe.Rows)-i)
 			break
@@ -142,14 +160,18 @@ func deckError(path string, err error) error {
 		b.WriteString("\n  ")
 		b.WriteString(r.String())
 	}
+	if profiles {
+		b.WriteString("\n(time profiles other than all come from --profiles FILE; deploy/demo/profiles.json has the demo decks')")
+	}
 	return errors.New(b.String())
 }
 
 // offlineRater prices CDR lines against one deck with one client's settings.
 type offlineRater struct {
-	deck   *codedeck.Deck
-	billBy rater.BillBy
-	loc    *time.Location
+	deck    *codedeck.Deck
+	billBy  rater.BillBy
+	loc     *time.Location
+	written atomic.Int64 // lines written so far, for the progress line
 }
 
 // batch is a run of input lines and, once rated, their output.
@@ -204,6 +226,7 @@ func (o *offlineRater) stream(ctx context.Context, in io.Reader, out io.Writer, 
 				if _, err = bw.Write(b.out); err != nil {
 					writeFailed.Store(true)
 				}
+				o.written.Add(int64(len(b.lines)))
 			}
 			free <- b
 		}
@@ -223,6 +246,9 @@ func (o *offlineRater) stream(ctx context.Context, in io.Reader, out io.Writer, 
 // read splits in into batches of lines and hands them to work and order.
 func (o *offlineRater) read(ctx context.Context, in io.Reader, free, work, order chan *batch, writeFailed *atomic.Bool) error {
 	br := bufio.NewReaderSize(in, maxLineBytes)
+	if bom, _ := br.Peek(3); string(bom) == "\uFEFF" {
+		_, _ = br.Discard(3) // a byte-order mark some editors put first: no part of the first CDR
+	}
 	var b *batch
 	next := func() error {
 		select {

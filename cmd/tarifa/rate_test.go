@@ -2,12 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tarifa/tarifa/catalog"
+	"github.com/tarifa/tarifa/codedeck"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -130,5 +135,55 @@ func TestRateStream(t *testing.T) {
 	}
 	if !strings.Contains(lines[10000], "line longer than") {
 		t.Fatalf("last line: %s", lines[10000])
+	}
+}
+
+// TestRateSkipsByteOrderMark: a file saved with a UTF-8 byte-order mark
+// rates its first CDR like the others (the mark is no part of it).
+func TestRateSkipsByteOrderMark(t *testing.T) {
+	deck, err := loadDeck("testdata/deck.csv", "testdata/profiles.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := `{"id":"c1","setup_time":"2024-02-15T10:00:00Z","disconnect_time":"2024-02-15T10:00:02Z","dst":"44"}` + "\n"
+	var out bytes.Buffer
+	if err := (&offlineRater{deck: deck}).stream(t.Context(), strings.NewReader("\uFEFF"+line+line), &out, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !strings.HasPrefix(l, `{"id":"c1","status":"rated"`) {
+			t.Errorf("line %d: %s", i+1, l)
+		}
+	}
+}
+
+// TestDemoProfilesShipped: every demo deck loads with the shipped
+// deploy/demo/profiles.json, which holds exactly the demo catalog's time
+// profiles (so `tarifa rate` and `quote` price them as the worker does).
+func TestDemoProfilesShipped(t *testing.T) {
+	const profiles = "../../deploy/demo/profiles.json"
+	decks, _ := filepath.Glob("../../deploy/demo/decks/*.csv")
+	if len(decks) != 5 {
+		t.Fatalf("%d demo decks", len(decks))
+	}
+	for _, d := range decks {
+		if _, err := loadDeck(d, profiles); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+	f, err := catalog.Load("../../deploy/demo/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shipped map[string][]codedeck.Window
+	if err := json.Unmarshal(b, &shipped); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(shipped, f.TimeProfiles) {
+		t.Errorf("%s = %v, the demo catalog's time_profiles = %v", profiles, shipped, f.TimeProfiles)
 	}
 }

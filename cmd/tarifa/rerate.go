@@ -175,14 +175,16 @@ func rerateFlags(fs *flag.FlagSet) *rerateCommon {
 		chDSN:      fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (TARIFA_CLICKHOUSE_DSN)"),
 		topic:      fs.String("topic", env("TARIFA_KAFKA_TOPIC", defaultKafkaTopic), "the workers' CDR topic, whose stored offsets say what they committed (TARIFA_KAFKA_TOPIC)"),
 		chunk:      fs.Int("chunk-size", 50000, "about how many CDRs one chunk takes (a confirmed job pauses the workers' commits while it writes a chunk)"),
-		progress:   fs.Bool("progress", false, "print the progress line even when stderr is not a terminal"),
+		progress:   fs.Bool("progress", isTerminal(fs.Output()), "show a progress line on stderr (CDRs, CDRs/s, time left); default on when stderr is a terminal"),
 		cpuProfile: fs.String("cpu-profile", "", "write a CPU profile of the job to this file (for diagnosing a slow job)"),
 	}
 }
 
 // with opens the servers and a runner, and calls fn.
 func (c *rerateCommon) with(ctx context.Context, stderr io.Writer, fn func(*pgxpool.Pool, *rerate.Runner) error) error {
-	log := newLogger(stderr)
+	status := newStatusLine(stderr, *c.progress)
+	defer status.Done()
+	log := newLogger(status.logTo(stderr))
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A job's memory is its chunks in flight; a soft limit keeps the
 		// garbage of a long job from doubling it (GOMEMLIMIT overrides).
@@ -210,46 +212,29 @@ func (c *rerateCommon) with(ctx context.Context, stderr io.Writer, fn func(*pgxp
 	}
 	defer ch.Close()
 	cfg := rerate.Config{Topic: *c.topic, ChunkSize: *c.chunk}
-	if *c.progress || isTerminal(stderr) {
-		cfg.Progress = progressLine(stderr)
+	if status != nil {
+		cfg.Progress = func(p rerate.Progress) { status.Set(progressText(p)) }
 	}
 	r, err := rerate.NewRunner(cfg, pool, ch, log)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	err = fn(pool, r)
-	if cfg.Progress != nil {
-		fmt.Fprintln(stderr)
-	}
-	return err
+	return fn(pool, r)
 }
 
-// progressLine returns a Progress callback that rewrites one line on w:
-// CDRs done, the rate and the time left.
-func progressLine(w io.Writer) func(rerate.Progress) {
-	return func(p rerate.Progress) {
-		secs := p.Elapsed.Seconds() // display only
-		rate := 0.0
-		if secs > 0 {
-			rate = float64(p.Done) / secs
-		}
-		eta := "-"
-		if rate > 0 && p.Planned > p.Done {
-			eta = (time.Duration(float64(p.Planned-p.Done)/rate) * time.Second).Round(time.Second).String()
-		}
-		fmt.Fprintf(w, "\rrerate job %d: %d of %d CDRs, %.0f CDRs/s, ETA %s   ", p.Job, p.Done, p.Planned, rate, eta)
+// progressText is a job's progress line: CDRs done of planned, the rate
+// and the time left.
+func progressText(p rerate.Progress) string {
+	rate := int64(0)
+	if ms := p.Elapsed.Milliseconds(); ms > 0 {
+		rate = p.Done * 1000 / ms
 	}
-}
-
-// isTerminal reports whether w is a terminal (a character device).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+	eta := "-"
+	if rate > 0 && p.Planned > p.Done {
+		eta = (time.Duration((p.Planned-p.Done)/rate) * time.Second).String()
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return fmt.Sprintf("rerate job %d: %d of about %d CDRs, %d CDRs/s, %s left", p.Job, p.Done, p.Planned, rate, eta)
 }
 
 func checkFormat(f string) error {

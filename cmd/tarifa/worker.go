@@ -49,11 +49,14 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush the batches in flight")
 	fs.DurationVar(&cfg.MaxBackoff, "max-backoff", 10*time.Second, "longest wait between retries while a server is unreachable")
 	sessionTimeout := fs.Duration("session-timeout", 6*time.Second, "consumer group session timeout: how long partitions stay with a worker that stopped without leaving (a crash)")
+	progress := fs.Bool("progress", isTerminal(stderr), "show a progress line on stderr (CDRs consumed, CDRs/s, lag); default on when stderr is a terminal")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg.Topic = *topic
-	log := newLogger(stderr)
+	started := time.Now()
+	status := newStatusLine(stderr, *progress)
+	log := newLogger(status.logTo(stderr))
 	if os.Getenv("GOGC") == "" {
 		// Batches are short-lived and memory is plentiful next to CPU on a
 		// rating host: collect garbage a quarter as often as Go's default.
@@ -123,6 +126,13 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	sideCtx, stopSide := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	if status != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status.every(sideCtx, 500*time.Millisecond, workerProgress(reg, started))
+		}()
+	}
 	if events != nil {
 		wg.Add(1)
 		go func() {
