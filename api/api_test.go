@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tarifa/tarifa/report"
+	"github.com/tarifa/tarifa/rerate"
 	"github.com/tarifa/tarifa/sinks/sinktest"
 )
 
@@ -41,10 +42,16 @@ func newEnv(t *testing.T) *testEnv {
 		defer e.mu.Unlock()
 		return e.xdrs[id], nil
 	}
-	s, err := New(Config{Reports: report.New(e.db.PG, e.db.CH, quietLog)}, e.db.PG, count, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	rr, err := rerate.NewRunner(rerate.Config{ChunkSize: 100}, e.db.PG, e.db.CH, quietLog)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(rr.Close)
+	s, err := New(Config{Reports: report.New(e.db.PG, e.db.CH, quietLog), Rerate: rr}, e.db.PG, count, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
 	e.api = s
 	e.srv = httptest.NewServer(s)
 	t.Cleanup(e.srv.Close)

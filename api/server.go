@@ -19,6 +19,7 @@ import (
 	"github.com/tarifa/tarifa/catalog"
 	"github.com/tarifa/tarifa/rater"
 	"github.com/tarifa/tarifa/report"
+	"github.com/tarifa/tarifa/rerate"
 	"github.com/tarifa/tarifa/sinks"
 )
 
@@ -33,6 +34,11 @@ type Config struct {
 	MaxBody int64
 	// Reports serves /v1/reports/…; nil answers them 503 (no ClickHouse).
 	Reports *report.Reports
+	// Rerate runs /v1/rerate-jobs; nil answers them 503 (no ClickHouse).
+	Rerate *rerate.Runner
+	// RerateWait is how long POST /v1/rerate-jobs waits for its job to
+	// finish before it answers 202 with the job so far. Default 20s.
+	RerateWait time.Duration
 	// MaxDeck bounds a rate deck CSV body (POST /v1/rate-tables/{id}/rates),
 	// the one body allowed to be large. Default 64 MiB (about a million
 	// codes).
@@ -63,6 +69,7 @@ func (c *Config) Validate() error {
 	def(&c.DeckReadTimeout, 10*time.Minute)
 	def(&c.WriteTimeout, 30*time.Second)
 	def(&c.IdleTimeout, 2*time.Minute)
+	def(&c.RerateWait, 20*time.Second)
 	if c.MaxBody == 0 {
 		c.MaxBody = 1 << 20
 	}
@@ -103,6 +110,8 @@ type Server struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	reloads  prometheus.Counter
+
+	jobs jobs // rerating jobs running in the background
 }
 
 // New returns a server on pool. xdrs may be nil: a full delete of a client
@@ -132,6 +141,7 @@ func New(cfg Config, pool *pgxpool.Pool, xdrs XDRCounter, log *slog.Logger, reg 
 			return nil, fmt.Errorf("register api metrics: %w", err)
 		}
 	}
+	s.jobs.ctx, s.jobs.cancel = context.WithCancel(context.Background())
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 	}
@@ -239,7 +249,7 @@ func (s *Server) routes() []route {
 
 		{"POST", "/v1/authorize", ar, "prepaid authorization of a call: allowed, rate and longest affordable duration", s.authorize},
 		{"GET", "/v1/audit", ar, "the audit log (?entity, ?entity_id, ?action, ?token_id, ?from, ?to)", s.listAudit},
-	}, s.reportRoutes()...)
+	}, append(s.reportRoutes(), s.rerateRoutes()...)...)
 }
 
 // wrap adds what every route shares: the body limit and read deadline,

@@ -68,6 +68,10 @@ type Request struct {
 	// Scope is the reseller of a reseller's request: its job touches only
 	// the clients of that reseller's subtree. 0 for an admin.
 	Scope int64
+	// Started, when set, is called once the job is recorded (with its id),
+	// before its first chunk: a server answers with it and lets the job
+	// run on.
+	Started func(*Job)
 }
 
 // Runner runs rerating jobs: it rates CDRs again from cdrs_raw with the
@@ -157,6 +161,11 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Job, error) {
 // Resume finishes unfinished job id (killed, or failed). A reseller (scope
 // > 0) resumes the jobs of its subtree only.
 func (r *Runner) Resume(ctx context.Context, id, scope int64) (*Job, error) {
+	return r.ResumeStarted(ctx, id, scope, nil)
+}
+
+// ResumeStarted is Resume, calling started (when not nil) as Request.Started.
+func (r *Runner) ResumeStarted(ctx context.Context, id, scope int64, started func(*Job)) (*Job, error) {
 	j, err := Get(ctx, r.pg, id, scope)
 	if err != nil {
 		return nil, err
@@ -169,7 +178,7 @@ func (r *Runner) Resume(ctx context.Context, id, scope int64) (*Job, error) {
 		return nil, err
 	}
 	defer release()
-	return r.run(ctx, Request{Selection: j.Selection, Actor: j.Actor, Scope: j.ResellerID}, id)
+	return r.run(ctx, Request{Selection: j.Selection, Actor: j.Actor, Scope: j.ResellerID, Started: started}, id)
 }
 
 // lock takes the confirmed jobs' advisory lock on a connection of its own
@@ -223,6 +232,9 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 	j, chunks, err := r.open(ctx, req, resume, cat.Version, filter)
 	if err != nil {
 		return nil, err
+	}
+	if req.Started != nil {
+		req.Started(j)
 	}
 	if j.State == StateDone {
 		return j, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -275,8 +276,21 @@ func loadDeck(ctx context.Context, tx pgx.Tx, chain []int64, profiles *codedeck.
 }
 
 // Micro converts an amount to millionths, truncating anything finer (amounts
-// stored at 6 decimals have nothing finer).
-func Micro(d decimal.Decimal) int64 { return d.Shift(6).IntPart() }
+// stored at 6 decimals have nothing finer). An amount beyond what int64
+// millionths hold (±9.2 trillion; balances are unbounded) saturates there
+// rather than wrapping.
+func Micro(d decimal.Decimal) int64 {
+	m := d.Shift(6)
+	switch {
+	case m.GreaterThan(maxMicroDec):
+		return math.MaxInt64
+	case m.LessThan(minMicroDec):
+		return math.MinInt64
+	}
+	return m.IntPart()
+}
+
+var maxMicroDec, minMicroDec = decimal.NewFromInt(math.MaxInt64), decimal.NewFromInt(math.MinInt64)
 
 // Decimal converts millionths back to an exact decimal amount.
 func Decimal(micro int64) decimal.Decimal { return decimal.New(micro, -6) }

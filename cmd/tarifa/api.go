@@ -15,6 +15,7 @@ import (
 
 	"github.com/tarifa/tarifa/api"
 	"github.com/tarifa/tarifa/report"
+	"github.com/tarifa/tarifa/rerate"
 	"github.com/tarifa/tarifa/sinks"
 )
 
@@ -30,12 +31,14 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"set, otherwise on --addr to admin tokens only. JSON bodies are at most 1 MiB, deck CSVs\n"+
 			"64 MiB; a request must arrive within --read-timeout and each answer (each page of an\n"+
 			"export) be read within --write-timeout. ClickHouse is used to count a client's xDRs before\n"+
-			"a full delete and for /v1/reports; without it, full deletes are refused and reports answer 503.", stderr)
+			"a full delete, for /v1/reports and for /v1/rerate-jobs; without it, full deletes are refused\n"+
+			"and reports and rerating answer 503.", stderr)
 	addr := fs.String("addr", env("TARIFA_API_ADDR", "127.0.0.1:8480"), "listen address (TARIFA_API_ADDR)")
 	metricsAddr := fs.String("metrics-addr", env("TARIFA_API_METRICS_ADDR", ""), "address of /metrics of its own (TARIFA_API_METRICS_ADDR); empty: on --addr, admin tokens only")
 	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)")
 	pgConns := fs.Int("pg-max-conns", 16, "PostgreSQL connections at most: the requests that can run a statement at once")
-	chDSN := fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN, for xDR counts (TARIFA_CLICKHOUSE_DSN); empty to go without")
+	chDSN := fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN, for xDR counts, reports and rerating (TARIFA_CLICKHOUSE_DSN); empty to go without")
+	topic := fs.String("topic", env("TARIFA_KAFKA_TOPIC", defaultKafkaTopic), "the workers' CDR topic, whose stored offsets rerating jobs read (TARIFA_KAFKA_TOPIC)")
 	var cfg api.Config
 	fs.DurationVar(&cfg.MaxCall, "max-call", 4*time.Hour, "longest call authorize allows (unlimited clients get exactly this)")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 30*time.Second, "longest a request (headers and JSON body) may take to arrive")
@@ -60,6 +63,7 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	var xdrs api.XDRCounter
 	var reports *report.Reports
+	var rerater *rerate.Runner
 	if *chDSN != "" {
 		ch, err := sinks.OpenClickHouse(ctx, *chDSN)
 		if err != nil {
@@ -67,6 +71,10 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		} else {
 			defer ch.Close()
 			reports = report.New(pool, ch, log)
+			if rerater, err = rerate.NewRunner(rerate.Config{Topic: *topic}, pool, ch, log); err != nil {
+				return err
+			}
+			defer rerater.Close()
 			xdrs = func(ctx context.Context, clientID int64) (int64, error) {
 				var n uint64
 				err := ch.QueryRow(ctx, "SELECT count() FROM xdrs WHERE orig_client_id = ? OR term_client_id = ?",
@@ -77,12 +85,13 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cfg.Reports = reports
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), rerate.NewCollector(pool))
+	cfg.Reports, cfg.Rerate = reports, rerater
 	srv, err := api.New(cfg, pool, xdrs, log, reg)
 	if err != nil {
 		return err
 	}
+	defer srv.Close() // stops the rerating jobs it runs, resumable, before their runner closes
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
