@@ -185,8 +185,11 @@ func (s *Server) runRerate(w http.ResponseWriter, r *http.Request, run func(cont
 		case o := <-finished:
 			if o.err != nil {
 				var busy *rerate.BusyError
-				if errors.As(o.err, &busy) {
+				switch {
+				case errors.As(o.err, &busy):
 					return conflict("", "%v", busy)
+				case errors.Is(o.err, rerate.ErrNotResumable):
+					return conflict("", "%v", o.err)
 				}
 				return o.err
 			}

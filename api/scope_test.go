@@ -40,6 +40,9 @@ func TestScopeMatrix(t *testing.T) {
 		"reseller": e.token(RoleReseller, r1, 0),
 		"client":   e.token(RoleClient, 0, c1),
 	}
+	dry := map[string]any{"from": "2024-01-01", "to": "2024-01-02", "dry_run": true}
+	job1 := num(t, e.must(201, tokens["reseller"], "POST", "/v1/rerate-jobs", dry)["job"])
+	job2 := num(t, e.must(201, e.token(RoleReseller, r2, 0), "POST", "/v1/rerate-jobs", dry)["job"])
 	seq := 0
 	uniq := func(s string) string { seq++; return fmt.Sprintf("%s-%d", s, seq) }
 	type ids struct{ own, foreign int64 }
@@ -112,6 +115,12 @@ func TestScopeMatrix(t *testing.T) {
 
 		{"POST", "/v1/authorize", ids{}, func(int64) any { return map[string]any{"src_ip": "192.0.2.1", "dst": "4412"} }, all(ok)},
 		{"GET", "/v1/audit", ids{}, nil, all(ok)},
+		{"POST", "/v1/rerate-jobs", ids{c1, c2}, func(id int64) any {
+			return map[string]any{"from": "2024-01-01", "to": "2024-01-02", "dry_run": true, "clients": []int64{id}}
+		}, refScoped(created)},
+		{"GET", "/v1/rerate-jobs", ids{}, nil, all(ok)},
+		{"GET", "/v1/rerate-jobs/{id}", ids{job1, job2}, nil, scoped(ok)},
+		{"POST", "/v1/rerate-jobs/{id}/resume", ids{job1, job2}, nil, [3][2]int{{conflictS, conflictS}, {conflictS, missing}, {forbidden, forbidden}}},
 		{"GET", "/v1/reports/summary?from=2024-01-01&to=2024-02-01&by=orig_client&client={id}", ids{c1, c2}, nil, [3][2]int{{ok, ok}, {ok, ok}, {ok, ok}}},
 		{"GET", "/v1/reports/origterm?from=2024-01-01&to=2024-02-01&client={id}", ids{c1, c2}, nil, all(ok)},
 		{"GET", "/v1/reports/mismatches?from=2024-01-01&to=2024-02-01&client={id}", ids{c1, c2}, nil, [3][2]int{{ok, ok}, {ok, ok}, {ok, ok}}},

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/shopspring/decimal"
 
 	"github.com/tarifa/tarifa/codedeck"
 )
@@ -29,13 +28,6 @@ const (
 	Replace ImportMode = "replace"
 )
 
-// Bounds of a rate row (DESIGN.md "Rate deck CSV"): a rate may be negative
-// (a table that pays the client); a setup fee may not.
-var (
-	MaxRate = decimal.New(999_999_999, 0)
-	MinRate = MaxRate.Neg()
-)
-
 // RateDecimals is the precision rates and setup fees are stored with.
 const RateDecimals = 9
 
@@ -44,16 +36,12 @@ const RateDecimals = 9
 // database (a time profile's existence does).
 func CheckRateRow(r *codedeck.Row) string {
 	switch {
+	case codedeck.CheckAmounts(r) != "":
+		return codedeck.CheckAmounts(r) // the bounds of DESIGN.md "Rate deck CSV", stated once
 	case !r.Rate.Equal(r.Rate.Truncate(RateDecimals)):
 		return fmt.Sprintf("rate: at most %d decimal places, got %s", RateDecimals, r.Rate)
-	case r.Rate.GreaterThan(MaxRate) || r.Rate.LessThan(MinRate):
-		return fmt.Sprintf("rate: must be between %s and %s, got %s", MinRate, MaxRate, r.Rate)
-	case r.SetupFee.IsNegative():
-		return fmt.Sprintf("setup_fee: may not be negative, got %s", r.SetupFee)
 	case !r.SetupFee.Equal(r.SetupFee.Truncate(RateDecimals)):
 		return fmt.Sprintf("setup_fee: at most %d decimal places, got %s", RateDecimals, r.SetupFee)
-	case r.SetupFee.GreaterThan(MaxRate):
-		return fmt.Sprintf("setup_fee: at most %s, got %s", MaxRate, r.SetupFee)
 	}
 	if msg := CheckText(r.CodeName, MaxText); msg != "" {
 		return "code_name: " + msg

@@ -33,7 +33,7 @@
 // differs it writes nothing at all (no audit row, no catalog version bump),
 // so applying the same file twice, or sending back a row read a moment ago,
 // moves no worker to reload. Money is decimal text bounded by MaxAmount
-// with at most 6 decimals; rates are bounded by MinRate and MaxRate with
+// with at most 6 decimals; rates are bounded by codedeck.CheckAmounts with
 // at most 9. Catalog changes reach running workers through the
 // catalog_version triggers of the tables they touch.
 //

@@ -22,11 +22,26 @@ const (
 	maxAmountLen    = 40         // characters of a rate or setup fee
 )
 
-// MaxRate bounds a rate per minute and a setup fee on either side of zero:
+// MaxRate bounds a rate per minute on either side of zero, and a setup fee:
 // what carrier systems accept (±999,999,999). A negative rate is a table
 // that pays the client, as for inbound revenue share; a negative setup fee
 // is refused.
 var MaxRate = decimal.NewFromInt(999_999_999)
+
+// CheckAmounts says what is wrong with a row's rate and setup fee, or "":
+// the one statement of their bounds, for the CSV parser, Build and the
+// catalog's write path alike.
+func CheckAmounts(r *Row) string {
+	switch {
+	case r.Rate.Abs().GreaterThan(MaxRate):
+		return fmt.Sprintf("rate: must be between %s and %s, got %s", MaxRate.Neg(), MaxRate, r.Rate)
+	case r.SetupFee.IsNegative():
+		return fmt.Sprintf("setup_fee: may not be negative, got %s", r.SetupFee)
+	case r.SetupFee.GreaterThan(MaxRate):
+		return fmt.Sprintf("setup_fee: at most %s, got %s", MaxRate, r.SetupFee)
+	}
+	return ""
+}
 
 // Row is one parsed deck row for one code: lists and ranges in the CSV are
 // expanded into one Row per code. Line is the CSV line the row came from
@@ -214,11 +229,11 @@ func parseFields(field func(int) string) (row Row, reason string) {
 	row = Row{MinVolume: 1, Interval: 1, Profile: AllProfile, EffectiveFrom: time.Unix(0, 0).UTC()}
 	row.CodeName = field(colCodeName)
 	var err error
-	if row.Rate, err = parseAmount(field(colRate), true, true); err != nil {
+	if row.Rate, err = parseAmount(field(colRate), true); err != nil {
 		return row, "rate: " + err.Error()
 	}
 	if v := field(colSetupFee); v != "" {
-		if row.SetupFee, err = parseAmount(v, true, false); err != nil {
+		if row.SetupFee, err = parseAmount(v, true); err != nil {
 			return row, "setup_fee: " + err.Error()
 		}
 	}
@@ -259,12 +274,12 @@ func parseFields(field func(int) string) (row Row, reason string) {
 	if v := field(colProfile); v != "" {
 		row.Profile = v
 	}
-	return row, ""
+	return row, CheckAmounts(&row)
 }
 
-// parseAmount parses a plain decimal ("0.1", "12", ".5", and with signed
-// "-0.02") of at most MaxRate in size.
-func parseAmount(v string, required, signed bool) (decimal.Decimal, error) {
+// parseAmount parses a plain decimal ("0.1", "12", ".5", "-0.02"); its
+// bounds are CheckAmounts'.
+func parseAmount(v string, required bool) (decimal.Decimal, error) {
 	if v == "" {
 		if required {
 			return decimal.Decimal{}, errors.New("missing")
@@ -281,9 +296,7 @@ func parseAmount(v string, required, signed bool) (decimal.Decimal, error) {
 			digits++
 		case c == '.' && !dot:
 			dot = true
-		case c == '-' && i == 0 && signed:
 		case c == '-' && i == 0:
-			return decimal.Decimal{}, fmt.Errorf("%q is negative", v)
 		default:
 			return decimal.Decimal{}, fmt.Errorf("%q is not a decimal number", v)
 		}
@@ -294,9 +307,6 @@ func parseAmount(v string, required, signed bool) (decimal.Decimal, error) {
 	d, err := decimal.NewFromString(v)
 	if err != nil {
 		return decimal.Decimal{}, fmt.Errorf("%q is not a decimal number", v)
-	}
-	if d.Abs().GreaterThan(MaxRate) {
-		return decimal.Decimal{}, fmt.Errorf("%q is beyond ±%s", v, MaxRate)
 	}
 	return d, nil
 }

@@ -181,10 +181,8 @@ func Build(rows []Row, p *Profiles) (*Deck, error) {
 			bad = append(bad, RowError{Line: r.Line, Reason: fmt.Sprintf("code %q is longer than %d digits", clip(r.Code), MaxCodeLen)})
 		case r.MinVolume < 1 || r.MinVolume > MaxVolume || r.Interval < 1 || r.Interval > MaxVolume || r.GraceVolume < 0 || r.GraceVolume > MaxVolume:
 			bad = append(bad, RowError{Line: r.Line, Reason: fmt.Sprintf("code %s: min_volume and interval must be 1…%d, grace_volume 0…%d", r.Code, MaxVolume, MaxVolume)})
-		case r.SetupFee.Sign() < 0:
-			bad = append(bad, RowError{Line: r.Line, Reason: fmt.Sprintf("code %s: setup_fee must not be negative", r.Code)})
-		case r.Rate.Abs().GreaterThan(MaxRate) || r.SetupFee.GreaterThan(MaxRate):
-			bad = append(bad, RowError{Line: r.Line, Reason: fmt.Sprintf("code %s: rate and setup_fee must be within ±%s", r.Code, MaxRate)})
+		case CheckAmounts(r) != "":
+			bad = append(bad, RowError{Line: r.Line, Reason: "code " + r.Code + ": " + CheckAmounts(r)})
 		}
 		ids[i] = id
 	}

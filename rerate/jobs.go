@@ -15,6 +15,10 @@ import (
 // caller's scope does not reach).
 var ErrNotFound = errors.New("no such rerating job")
 
+// ErrNotResumable is returned for a job that is not unfinished: a dry run,
+// or a job that is done.
+var ErrNotResumable = errors.New("only a running or failed job is resumed")
+
 // BusyError refuses a confirmed job while another job is unfinished: two
 // jobs never interleave (DOMAIN.md "Rerating"). Running tells whether the
 // other job is being worked on right now, or was stopped and waits to be

@@ -171,7 +171,7 @@ func (r *Runner) ResumeStarted(ctx context.Context, id, scope int64, started fun
 		return nil, err
 	}
 	if j.State != StateRunning && j.State != StateFailed {
-		return nil, fmt.Errorf("job %d is %s: only a running or failed job is resumed", id, j.State)
+		return nil, fmt.Errorf("job %d is %s: %w", id, j.State, ErrNotResumable)
 	}
 	release, err := r.lock(ctx)
 	if err != nil {

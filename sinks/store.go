@@ -375,7 +375,9 @@ func (d *MicroSum) add(micro int64) {
 }
 
 // IsZero reports whether the sum is 0.
-func (d *MicroSum) IsZero() bool { return d.big == nil && d.micro == 0 || d.big != nil && d.big.IsZero() }
+func (d *MicroSum) IsZero() bool {
+	return d.big == nil && d.micro == 0 || d.big != nil && d.big.IsZero()
+}
 
 // String is the sum with 6 decimals.
 func (d *MicroSum) String() string {
