@@ -16,7 +16,14 @@ type workerMetrics struct {
 	committed      *prometheus.GaugeVec
 	catalogVersion prometheus.Gauge
 	catalogReloads prometheus.Counter
+	lowBalance     prometheus.Counter
 }
+
+// mismatchReasons are the reasons tarifa_cdrs_mismatched_total starts with
+// at zero, so that a dashboard or an alert on a reason has a series (and a
+// rate of 0) before the first such CDR, instead of no data.
+var mismatchReasons = []Reason{ReasonMalformed, ReasonUnknownDestination, ReasonNoRate, ReasonUnknownAccount, ReasonInactiveClient,
+	ReasonTermUnknownAccount, ReasonTermUnknownDestination, ReasonTermNoRate}
 
 func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
 	m := &workerMetrics{
@@ -33,7 +40,15 @@ func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
 		committed:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tarifa_committed_offset", Help: "Next offset to process of a partition, as committed to PostgreSQL."}, []string{"partition"}),
 		catalogVersion: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tarifa_catalog_version", Help: "Version of the catalog snapshot in use."}),
 		catalogReloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_catalog_reloads_total", Help: "Catalog snapshots loaded."}),
+		lowBalance: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_low_balance_events_total",
+			Help: "Low-balance notifications raised by committed batches (a client's available balance fell below its threshold)."}),
 	}
-	reg.MustRegister(m.consumed, m.rated, m.duplicates, m.mismatched, m.sinkErrors, m.batchSize, m.batchSeconds, m.lag, m.committed, m.catalogVersion, m.catalogReloads)
+	reg.MustRegister(m.consumed, m.rated, m.duplicates, m.mismatched, m.sinkErrors, m.batchSize, m.batchSeconds, m.lag, m.committed, m.catalogVersion, m.catalogReloads, m.lowBalance)
+	for _, r := range mismatchReasons {
+		m.mismatched.WithLabelValues(string(r))
+	}
+	for _, sink := range []string{"postgres", "clickhouse"} {
+		m.sinkErrors.WithLabelValues(sink)
+	}
 	return m
 }
