@@ -45,7 +45,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	ensure := sinks.EnsureClickHouseDatabase
 	if *cluster != "" {
-		ensure = func(ctx context.Context, dsn string) error { return sinks.EnsureClickHouseClusterDatabase(ctx, dsn, *cluster) }
+		ensure = func(ctx context.Context, dsn string) error {
+			return sinks.EnsureClickHouseClusterDatabase(ctx, dsn, *cluster)
+		}
 	}
 	if err := ensure(ctx, *chDSN); err != nil {
 		return err
