@@ -199,6 +199,21 @@ func BenchmarkScaleOut(b *testing.B) {
 		for _, p := range procs {
 			p.stop(b)
 		}
+		// What the traffic occupies, for sizing: compressed ClickHouse bytes
+		// per row (before background merges) and PostgreSQL bytes per
+		// dedupe key, indexes included.
+		if len(dsns) == 1 {
+			for _, table := range []string{"xdrs", "cdrs_raw"} {
+				var rows, bytes uint64
+				if err := db.CH.QueryRow(context.Background(), "SELECT sum(rows), sum(data_compressed_bytes) FROM system.parts WHERE active AND database = currentDatabase() AND table = ?", table).Scan(&rows, &bytes); err == nil && rows > 0 {
+					b.ReportMetric(float64(bytes)/float64(rows), "B/"+table+"-row")
+				}
+			}
+		}
+		var keyBytes float64
+		if err := db.PG.QueryRow(context.Background(), "SELECT pg_total_relation_size('cdr_keys')::float8 / greatest(count(*), 1) FROM cdr_keys").Scan(&keyBytes); err == nil {
+			b.ReportMetric(keyBytes, "B/dedupe-key")
+		}
 		b.ReportMetric(float64(total)/took.Seconds(), "cdrs/s")
 		b.ReportMetric(took.Seconds(), "s/run")
 	}
