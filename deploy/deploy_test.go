@@ -693,9 +693,7 @@ func TestSystemdUnits(t *testing.T) {
 			}
 		}
 	}
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Fatalf("systemd-analyze is missing: %v", err)
-	}
+	sinktest.Install(t, "systemd", "/usr/bin/systemd-analyze")
 	cmd := exec.Command("systemd-analyze", append([]string{"verify"}, args...)...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
