@@ -235,7 +235,7 @@ func (d *chDDL) createTable(s *sqlStmt, directive string) ([]chStep, error) {
 		if directive != "" {
 			return nil, fmt.Errorf("create table %s: a cluster directive applies to MergeTree tables only, not %s", name, engine)
 		}
-		edits = append(edits, edit{nameAt, k0(s, nameAt), d.qualified(name) + d.onCluster()})
+		edits = append(edits, edit{nameAt, afterName(s, nameAt), d.qualified(name) + d.onCluster()})
 		edits = append(edits, d.qualifyRefs(s, k, len(s.sig), false)...)
 		d.tables[name] = &chTable{kind: chPlain}
 		return []chStep{{sql: render(s, edits)}}, nil
@@ -268,7 +268,7 @@ func (d *chDDL) createTable(s *sqlStmt, directive string) ([]chStep, error) {
 		local, zk = name, "/clickhouse/tables/all/"+d.db+"/"+name
 	}
 	replArgs := quoteString(zk) + ", '{replica}'"
-	edits = append(edits, edit{nameAt, k0(s, nameAt), d.qualified(local) + d.onCluster()})
+	edits = append(edits, edit{nameAt, afterName(s, nameAt), d.qualified(local) + d.onCluster()})
 	if argsFrom >= 0 && argsTo >= 0 {
 		if argsTo > argsFrom {
 			replArgs += ", "
@@ -277,7 +277,7 @@ func (d *chDDL) createTable(s *sqlStmt, directive string) ([]chStep, error) {
 	} else {
 		edits = append(edits, edit{e, e + 1, "Replicated" + engine + "(" + replArgs + ")"})
 	}
-	edits = append(edits, d.qualifyRefs(s, k0(s, nameAt), engineAt, true)...)
+	edits = append(edits, d.qualifyRefs(s, afterName(s, nameAt), engineAt, true)...)
 	steps := []chStep{{sql: render(s, edits)}}
 	d.tables[name] = &chTable{kind: kind, shardKey: key}
 	if kind == chSharded {
@@ -286,8 +286,8 @@ func (d *chDDL) createTable(s *sqlStmt, directive string) ([]chStep, error) {
 	return steps, nil
 }
 
-// k0 returns the significant index after the [db.]name at k.
-func k0(s *sqlStmt, k int) int {
+// afterName returns the significant index after the [db.]name at k.
+func afterName(s *sqlStmt, k int) int {
 	_, next, _ := s.tableName(k)
 	return next
 }

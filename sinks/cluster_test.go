@@ -126,6 +126,35 @@ func TestClusterMigrations(t *testing.T) {
 	if rows != 300 || !cost.Equal(decimal.NewFromInt(6)) {
 		t.Errorf("xdrs FINAL through the Distributed table: %d rows costing %s, want 300 costing 6 (the second version of each)", rows, cost)
 	}
+	// Raw CDRs for the same calls. A query of one Distributed table with an
+	// IN subquery of another is refused on a cluster unless it says GLOBAL
+	// IN (18.16's driver protocol cannot carry the string setting
+	// distributed_product_mode), which one server accepts as well.
+	rb, err := conns[1].PrepareBatch(ctx, "INSERT INTO cdrs_raw (cdr_id, switch, setup_time, disconnect_time, raw, received_at, version)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		at := time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC)
+		if err := rb.Append(fmt.Sprintf("c%d", i), "sw1", at, at.Add(time.Minute), "{}", at, uint64(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rb.Send(); err != nil {
+		t.Fatal(err)
+	}
+	var in, joined uint64
+	const sub = "SELECT count() FROM xdrs FINAL WHERE (switch, cdr_id) %s (SELECT switch, cdr_id FROM cdrs_raw WHERE cdr_id IN ('c1', 'c2', 'c3'))"
+	if err := conns[0].QueryRow(ctx, fmt.Sprintf(sub, "IN")).Scan(&in); err == nil || !strings.Contains(err.Error(), "distributed_product_mode") {
+		t.Errorf("xdrs with a plain IN subquery of cdrs_raw: err %v, want ClickHouse's refusal (write GLOBAL IN)", err)
+	}
+	if err := conns[0].QueryRow(ctx, fmt.Sprintf(sub, "GLOBAL IN")).Scan(&in); err != nil || in != 3 {
+		t.Errorf("xdrs with a GLOBAL IN subquery of cdrs_raw: %d (err %v), want 3", in, err)
+	}
+	if err := conns[0].QueryRow(ctx, "SELECT count() FROM (SELECT switch, cdr_id FROM xdrs FINAL) ANY INNER JOIN (SELECT switch, cdr_id FROM cdrs_raw FINAL) USING (switch, cdr_id)").Scan(&joined); err != nil || joined != 300 {
+		t.Errorf("xdrs joined with cdrs_raw: %d (err %v), want 300", joined, err)
+	}
+
 	ids := make([]map[string]bool, 2)
 	for i, conn := range conns {
 		ids[i] = map[string]bool{}

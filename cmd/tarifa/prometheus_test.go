@@ -87,20 +87,23 @@ scrape_configs:
 	}
 	t.Cleanup(func() { _ = prom.Process.Signal(syscall.SIGTERM); _ = prom.Wait() })
 	waitHTTP(t, "http://"+promAddr+"/-/ready", 60*time.Second, promLog)
+	waitHTTP(t, "http://"+apiAddr+"/healthz", 60*time.Second, api.Stderr.(*syncBuffer))
+	for _, path := range []string{"/healthz", "/v1/clients", "/v1/openapi.json"} {
+		get(apiAddr, path)
+	}
 
 	// Traffic in two rounds, a few scrapes apart, so that rates see it move.
 	ts := genTraffic(3000, 21)
 	half := len(ts.msgs) / 2
 	produce(t, kafkaBrokers(), topic, ts.msgs[:half])
 	waitConsumed(t, db, topic, half, 60*time.Second, w)
-	for _, path := range []string{"/healthz", "/v1/clients", "/v1/openapi.json"} {
-		get(apiAddr, path)
-	}
 	waitQuery(t, promAddr, fmt.Sprintf("tarifa_cdrs_consumed_total == %d", half), 30*time.Second)
 	produce(t, kafkaBrokers(), topic, ts.msgs[half:])
 	waitConsumed(t, db, topic, len(ts.msgs), 60*time.Second, w)
 	waitQuery(t, promAddr, fmt.Sprintf("tarifa_cdrs_consumed_total == %d", len(ts.msgs)), 30*time.Second)
-	waitQuery(t, promAddr, `tarifa_api_requests_total`, 30*time.Second)
+	// A rate needs two samples of a series in its window: wait until the
+	// youngest series (the API's, born with the first requests) has them.
+	waitQuery(t, promAddr, `count_over_time(tarifa_api_requests_total[1m]) >= 2`, 30*time.Second)
 
 	raw, err := os.ReadFile("../../deploy/grafana/dashboards/tarifa.json")
 	if err != nil {
