@@ -11,7 +11,7 @@ VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_LD := -ldflags "-X main.version=$(VERSION)"
 WITH_ENV   := set -a && source $$( $(STACK) env >/dev/null 2>&1 && echo $(ENV) ) && set +a &&
 
-.PHONY: build test test-fresh demo bench bench-e2e bench-rerate bench-reports fuzz lint up down status migrate clean
+.PHONY: build test test-fresh demo bench bench-e2e bench-rerate bench-reports bench-scaleout deploy-check fuzz lint up down status migrate clean
 
 build:
 	go build $(GOFLAGS_LD) -o $(BIN) ./cmd/tarifa
@@ -61,6 +61,19 @@ bench-reports: up
 # for more): dry run and confirmed job, CDRs/s and peak RSS of each.
 bench-rerate: up
 	$(WITH_ENV) go test -run '^$$' -bench BenchmarkRerate -benchtime 1x -timeout 60m ./cmd/tarifa
+
+# deploy-check: the production files of deploy/ (promtool on the alert
+# rules and their unit tests, systemd-analyze on the units, parsers on the
+# compose and Kubernetes files); make test runs it too.
+deploy-check:
+	go test -count=1 ./deploy
+
+# bench-scaleout: one worker, then two, on one ClickHouse server, then on a
+# private two-shard cluster; then what one PostgreSQL allows (pgbench).
+bench-scaleout: up
+	for c in "1 0" "2 0" "1 1" "2 1"; do set -- $$c; \
+		$(WITH_ENV) TARIFA_BENCH_WORKERS=$$1 TARIFA_BENCH_CLUSTER=$$2 go test -run '^$$' -bench ScaleOut -benchtime 1x -timeout 30m ./cmd/tarifa | grep Benchmark; done
+	$(WITH_ENV) deploy/scaleout/measure.sh
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseCSV -fuzztime 30s ./codedeck

@@ -18,7 +18,15 @@ type workerMetrics struct {
 	catalogReloads prometheus.Counter
 	quarantined    prometheus.Counter
 	conflicts      prometheus.Counter
+	lowBalance     prometheus.Counter
 }
+
+// mismatchReasons are the reasons tarifa_cdrs_mismatched_total starts with
+// at zero, so that a dashboard or an alert on a reason has a series (and a
+// rate of 0) before the first such CDR, instead of no data.
+var mismatchReasons = []Reason{ReasonMalformed, ReasonUnknownDestination, ReasonNoRate, ReasonUnknownAccount, ReasonInactiveClient,
+	ReasonCostOutOfRange, ReasonDuplicateConflict, ReasonTermUnknownAccount, ReasonTermUnknownDestination, ReasonTermNoRate,
+	ReasonTermCostOutOfRange}
 
 func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
 	m := &workerMetrics{
@@ -39,8 +47,16 @@ func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
 			Help: "Messages a sink refused to store, isolated from their batch and stored as malformed xDRs (the log names partition and offset)."}),
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_cdrs_duplicate_conflicts_total",
 			Help: "CDRs with the switch and id of a billed CDR but other content: kept as duplicate_conflict mismatches, not billed."}),
+		lowBalance: prometheus.NewCounter(prometheus.CounterOpts{Name: "tarifa_low_balance_events_total",
+			Help: "Low-balance notifications raised by committed batches (a client's available balance fell below its threshold)."}),
 	}
 	reg.MustRegister(m.consumed, m.rated, m.duplicates, m.mismatched, m.sinkErrors, m.batchSize, m.batchSeconds, m.lag, m.committed,
-		m.catalogVersion, m.catalogReloads, m.quarantined, m.conflicts)
+		m.catalogVersion, m.catalogReloads, m.quarantined, m.conflicts, m.lowBalance)
+	for _, r := range mismatchReasons {
+		m.mismatched.WithLabelValues(string(r))
+	}
+	for _, sink := range []string{"postgres", "clickhouse"} {
+		m.sinkErrors.WithLabelValues(sink)
+	}
 	return m
 }

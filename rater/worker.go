@@ -286,6 +286,11 @@ func (w *Worker) handlePartition(ctx context.Context, p *ingest.Partition, commi
 	if err != nil {
 		return nil // stopping
 	}
+	if next >= 0 {
+		// What PostgreSQL holds, from the start: a restarted worker shows
+		// its partitions' progress before its first commit, not 0.
+		committed.Set(float64(next))
+	}
 	w.log.Info("partition started", "topic", p.Topic, "partition", p.ID, "offset", next)
 	r := NewRater()
 	msgs := make([]ingest.Message, 0, w.cfg.BatchSize)
@@ -519,6 +524,7 @@ func (w *Worker) observe(b *Batch, res CommitResult, took time.Duration) {
 }
 
 func (w *Worker) notify(ns []Notification) {
+	w.m.lowBalance.Add(float64(len(ns)))
 	for _, n := range ns {
 		w.log.Warn("low balance", "client_id", n.ClientID, "client", n.ClientName,
 			"available", n.Available.StringFixed(6), "threshold", n.Threshold.StringFixed(6))

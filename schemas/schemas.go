@@ -66,24 +66,52 @@ func load(dir string) []Migration {
 // takes one statement per query.
 func Statements(sql string) []string {
 	var out []string
+	for _, st := range Parse(sql) {
+		out = append(out, st.SQL)
+	}
+	return out
+}
+
+// Statement is one statement of a migration, with the cluster directive
+// written in the comment lines right above it.
+type Statement struct {
+	SQL string
+	// Cluster is the text after "-- cluster:" in the comment lines above the
+	// statement ("" when there is none); see the package doc.
+	Cluster string
+}
+
+// Parse splits a migration like Statements and keeps each statement's
+// cluster directive.
+func Parse(sql string) []Statement {
+	var out []Statement
 	var cur strings.Builder
+	directive := ""
 	for _, line := range strings.Split(sql, "\n") {
 		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, "--") || (trimmed == "" && cur.Len() == 0) {
+		if strings.HasPrefix(trimmed, "--") {
+			if cur.Len() == 0 {
+				if d, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(trimmed, "--")), "cluster:"); ok {
+					directive = strings.TrimSpace(d)
+				}
+			}
+			continue
+		}
+		if trimmed == "" && cur.Len() == 0 {
 			continue
 		}
 		cur.WriteString(line)
 		cur.WriteByte('\n')
 		if strings.HasSuffix(trimmed, ";") {
-			stmt := strings.TrimSuffix(strings.TrimSpace(cur.String()), ";")
-			if stmt != "" {
-				out = append(out, stmt)
+			if stmt := strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"); stmt != "" {
+				out = append(out, Statement{SQL: stmt, Cluster: directive})
 			}
 			cur.Reset()
+			directive = ""
 		}
 	}
 	if stmt := strings.TrimSpace(cur.String()); stmt != "" {
-		out = append(out, stmt)
+		out = append(out, Statement{SQL: stmt, Cluster: directive})
 	}
 	return out
 }

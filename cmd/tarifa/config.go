@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,15 +16,40 @@ const (
 	defaultKafkaGroup    = "tarifa-rater"
 )
 
-// newLogger returns the process logger: text to w, level from TARIFA_LOG_LEVEL
-// (debug, info, warn, error; default info).
-func newLogger(w io.Writer) *slog.Logger {
+// logSettings reads TARIFA_LOG_LEVEL (debug, info, warn, error; default
+// info) and TARIFA_LOG_FORMAT (text or json; default text). run checks them
+// before any command starts, so a typo fails the start instead of silently
+// logging in another shape than the log pipeline expects.
+func logSettings() (slog.Level, bool, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(env("TARIFA_LOG_LEVEL", "info"))); err != nil {
-		level = slog.LevelInfo
+		return level, false, fmt.Errorf("TARIFA_LOG_LEVEL %q: want debug, info, warn or error", os.Getenv("TARIFA_LOG_LEVEL"))
+	}
+	switch f := env("TARIFA_LOG_FORMAT", "text"); f {
+	case "text":
+		return level, false, nil
+	case "json":
+		return level, true, nil
+	default:
+		return level, false, fmt.Errorf("TARIFA_LOG_FORMAT %q: want text or json", f)
+	}
+}
+
+// newLogger returns the process logger writing to w (stderr when nil): one
+// logfmt line per record, or with TARIFA_LOG_FORMAT=json one JSON object per
+// line (time, level, msg and the attributes as fields), for log pipelines
+// that parse JSON.
+func newLogger(w io.Writer) *slog.Logger {
+	level, json, err := logSettings()
+	if err != nil {
+		level, json = slog.LevelInfo, false // run has refused to start already
 	}
 	if w == nil {
 		w = os.Stderr
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if json {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

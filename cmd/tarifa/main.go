@@ -72,6 +72,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr, cmds)
 		return 2
 	}
+	if _, _, err := logSettings(); err != nil {
+		fmt.Fprintf(stderr, "tarifa %s: %v\n", args[0], err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := cmd.run(ctx, args[1:], stdout, stderr)
@@ -83,7 +87,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, errUsage):
 		return 2
 	default:
-		fmt.Fprintf(stderr, "tarifa %s: %v\n", args[0], err)
+		if _, json, _ := logSettings(); json {
+			// A log pipeline that parses JSON gets the reason a command
+			// failed as a record like the others.
+			newLogger(stderr).Error("command failed", "command", args[0], "err", err.Error())
+		} else {
+			fmt.Fprintf(stderr, "tarifa %s: %v\n", args[0], err)
+		}
 		return 1
 	}
 }
@@ -102,7 +112,8 @@ func usage(w io.Writer, cmds map[string]command) {
 		"Flags default to the TARIFA_* environment (TARIFA_PG_DSN, TARIFA_CLICKHOUSE_DSN,\n"+
 		"TARIFA_KAFKA_BROKERS, TARIFA_KAFKA_TOPIC, TARIFA_KAFKA_GROUP, ...); a flag overrides its\n"+
 		"variable. TARIFA_LOG_LEVEL (debug, info, warn, error; default info) sets what the log on\n"+
-		"stderr shows. The contracts (CDR message, deck CSV, catalog file) are in docs/DESIGN.md.\n")
+		"stderr shows, as text or as JSON lines with TARIFA_LOG_FORMAT=json. The contracts (CDR\n"+
+		"message, deck CSV, catalog file) are in docs/DESIGN.md.\n")
 }
 
 func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {

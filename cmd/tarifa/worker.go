@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -65,15 +66,33 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// /healthz, /readyz and /metrics answer from the first second, before
+	// any server is reachable: an orchestrator sees "not ready" and why,
+	// instead of a refused connection it cannot tell from a dead process.
+	state := &readiness{why: "starting"}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tarifa_worker_ready",
+		Help: "1 when the worker is ready (catalog loaded, PostgreSQL, ClickHouse and Kafka answering), else 0; /readyz says why."},
+		func() float64 {
+			if ok, _ := state.ready(); ok {
+				return 1
+			}
+			return 0
+		}))
+	reg.MustRegister(buildInfo())
+	srv, err := serveMetrics(*metricsAddr, reg, state.ready)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
 
-	pool, ok := openWithRetry(ctx, log, "postgres", func(ctx context.Context) (*pgxpool.Pool, error) {
+	pool, ok := openWithRetry(ctx, log, "postgres", state.waiting, func(ctx context.Context) (*pgxpool.Pool, error) {
 		return sinks.OpenPostgres(ctx, *pgDSN)
 	})
 	if !ok {
 		return nil // stopped while waiting
 	}
 	defer pool.Close()
-	ch, ok := openWithRetry(ctx, log, "clickhouse", func(ctx context.Context) (driver.Conn, error) {
+	ch, ok := openWithRetry(ctx, log, "clickhouse", state.waiting, func(ctx context.Context) (driver.Conn, error) {
 		return sinks.OpenClickHouse(ctx, *chDSN)
 	})
 	if !ok {
@@ -88,11 +107,13 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	state.waiting("kafka", nil)
 	for {
 		err := consumer.EnsureTopic(ctx)
 		if err == nil {
 			break
 		}
+		state.waiting("kafka", err)
 		log.Warn("kafka not ready; retrying", "brokers", *brokers, "err", err)
 		select {
 		case <-ctx.Done():
@@ -117,11 +138,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	srv, err := serveMetrics(*metricsAddr, reg, worker.Ready)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
+	state.use(worker)
 	log.Info("worker starting", "topic", *topic, "group", *group, "brokers", *brokers, "metrics", *metricsAddr)
 
 	sideCtx, stopSide := context.WithCancel(ctx)
@@ -160,13 +177,61 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
+// readiness answers /readyz: while the worker starts, what it waits for;
+// once the worker runs, the worker's own readiness. Safe for concurrent use.
+type readiness struct {
+	mu  sync.Mutex
+	why string
+	w   *rater.Worker
+}
+
+// waiting records that the start waits for server name (err is its last
+// failure, nil while the first attempt runs).
+func (r *readiness) waiting(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.why = "starting: connecting to " + name
+	if err != nil {
+		r.why = name + ": " + err.Error()
+	}
+}
+
+// use hands readiness over to the running worker.
+func (r *readiness) use(w *rater.Worker) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.w = w
+}
+
+func (r *readiness) ready() (bool, string) {
+	r.mu.Lock()
+	w, why := r.w, r.why
+	r.mu.Unlock()
+	if w == nil {
+		return false, why
+	}
+	return w.Ready()
+}
+
+// buildInfo is tarifa_build_info{version, goversion} = 1, so dashboards can
+// show which build each process runs (a rolling upgrade shows as two).
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tarifa_build_info", Help: "Always 1; the labels name the build of this process."},
+		[]string{"version", "goversion"})
+	g.WithLabelValues(version, runtime.Version()).Set(1)
+	return g
+}
+
 // openWithRetry opens a server connection, retrying with capped backoff
-// while it is unreachable and logging once per change of state. ok is false
+// while it is unreachable and logging once per change of state; report
+// hears of the first attempt (nil error) and of every result. ok is false
 // when ctx ended first.
-func openWithRetry[T any](ctx context.Context, log *slog.Logger, name string, open func(context.Context) (T, error)) (conn T, ok bool) {
+func openWithRetry[T any](ctx context.Context, log *slog.Logger, name string, report func(string, error), open func(context.Context) (T, error)) (conn T, ok bool) {
 	backoff, logged := time.Second, false
+	report(name, nil)
 	for {
 		conn, err := open(ctx)
+		report(name, err)
 		if err == nil {
 			if logged {
 				log.Info("server reachable", "server", name)

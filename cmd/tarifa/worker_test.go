@@ -259,10 +259,17 @@ func (s *syncBuffer) Bytes() []byte { return []byte(s.String()) }
 
 func startWorker(t testing.TB, bin string, db *sinktest.DB, topic string, extra ...string) *workerProc {
 	t.Helper()
+	return startWorkerEnv(t, bin, db, topic, nil, extra...)
+}
+
+// startWorkerEnv is startWorker with extra environment variables.
+func startWorkerEnv(t testing.TB, bin string, db *sinktest.DB, topic string, env []string, extra ...string) *workerProc {
+	t.Helper()
 	args := append([]string{"worker", "--topic", topic, "--group", topic + "-rater", "--metrics-addr", "127.0.0.1:0",
 		"--batch-size", "300", "--batch-wait", "50ms", "--reload-interval", "500ms"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "TARIFA_LOG_LEVEL=debug", "TARIFA_PG_DSN="+db.PGDSN, "TARIFA_CLICKHOUSE_DSN="+db.CHDSN, "TARIFA_KAFKA_BROKERS="+kafkaBrokers())
+	cmd.Env = append(cmd.Env, env...)
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
@@ -674,7 +681,7 @@ func TestWorkerHotReloadAndLowBalance(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"tarifa_cdrs_consumed_total 4", "tarifa_cdrs_rated_total 4", "tarifa_batch_size_count", "tarifa_batch_duration_seconds_bucket",
-		"tarifa_committed_offset{partition=", "tarifa_consumer_lag{partition=", "tarifa_catalog_reloads_total 2"} {
+		"tarifa_committed_offset{partition=", "tarifa_consumer_lag{partition=", "tarifa_catalog_reloads_total 2", "tarifa_low_balance_events_total 1"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -2,6 +2,7 @@
 -- only the newest version of an xDR once parts merge, so a job killed
 -- between writing new versions and moving balances finds the old costs here
 -- when it resumes. One partition per job, dropped when the job is done.
+-- cluster: not sharded
 CREATE TABLE IF NOT EXISTS rerate_staged (
     job                 UInt64,
     chunk               UInt32,

@@ -85,8 +85,15 @@ func StartPostgres(t testing.TB) *Server {
 // fresh data directory, removed at cleanup.
 func StartClickHouse(t testing.TB) *Server {
 	t.Helper()
+	return startClickHouse(t, freePort(t), "")
+}
+
+// startClickHouse starts a private ClickHouse whose native port is tcp,
+// with extra elements (XML) in its config.
+func startClickHouse(t testing.TB, tcp int, extra string) *Server {
+	t.Helper()
 	dir := t.TempDir()
-	tcp, http := freePort(t), freePort(t)
+	http := freePort(t)
 	config := fmt.Sprintf(`<?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><log>%[1]s/server.log</log><errorlog>%[1]s/error.log</errorlog></logger>
@@ -101,8 +108,9 @@ func StartClickHouse(t testing.TB) *Server {
   <default_database>default</default_database>
   <mark_cache_size>268435456</mark_cache_size>
   <timezone>UTC</timezone>
+%[4]s
 </yandex>
-`, dir, http, tcp)
+`, dir, http, tcp, extra)
 	users := `<?xml version="1.0"?>
 <yandex>
   <profiles><default></default></profiles>
@@ -159,6 +167,13 @@ func StartClickHouse(t testing.TB) *Server {
 	}
 	s.Start(t)
 	t.Cleanup(s.stop)
+	t.Cleanup(func() {
+		// Runs before the stop above and the removal of dir: a failed
+		// test shows what the server had to say.
+		if out, _ := os.ReadFile(filepath.Join(dir, "error.log")); t.Failed() && len(out) > 0 {
+			t.Logf("clickhouse on port %d, error log (last 4 KiB):\n%s", tcp, out[max(0, len(out)-4096):])
+		}
+	})
 	return s
 }
 
