@@ -252,7 +252,8 @@ func TestCompose(t *testing.T) {
 			targets[sc.JobName] = append(targets[sc.JobName], st.Targets...)
 		}
 	}
-	_, apiPort, _ := net.SplitHostPort(c.Services["api"].Environment["TARIFA_API_ADDR"])
+	// The API serves /metrics without a token only on an address of its own.
+	_, apiPort, _ := net.SplitHostPort(c.Services["api"].Environment["TARIFA_API_METRICS_ADDR"])
 	want := map[string][]string{"tarifa-worker": {"worker-1:9464", "worker-2:9464"}, "tarifa-api": {"api:" + apiPort}}
 	if !reflect.DeepEqual(targets, want) {
 		t.Errorf("prometheus.yml scrapes %v, want %v", targets, want)

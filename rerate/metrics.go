@@ -95,8 +95,14 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) er
 	}
 	ch <- prometheus.MustNewConstMetric(c.progress, prometheus.GaugeValue, ratio)
 	// Balances move by −delta on the orig side and +delta on the term side.
-	drows, err := c.pg.Query(ctx, `SELECT e->>'currency', sum(CASE e->>'side' WHEN 'orig' THEN -(e->>'delta')::numeric ELSE (e->>'delta')::numeric END)::text
-		FROM rerate_jobs, jsonb_array_elements(result->'clients') AS e WHERE state = 'done' AND NOT dry_run GROUP BY 1`)
+	// Every currency a client bills in has a series, 0 before any job, so
+	// a graph or an alert has data from the start.
+	drows, err := c.pg.Query(ctx, `SELECT currency, coalesce(sum(d), 0)::text FROM (
+			SELECT DISTINCT currency, 0::numeric AS d FROM clients
+			UNION ALL
+			SELECT e->>'currency', CASE e->>'side' WHEN 'orig' THEN -(e->>'delta')::numeric ELSE (e->>'delta')::numeric END
+			FROM rerate_jobs, jsonb_array_elements(result->'clients') AS e WHERE state = 'done' AND NOT dry_run) AS m
+		GROUP BY currency`)
 	if err != nil {
 		return err
 	}

@@ -42,9 +42,9 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	if _, err := db.PG.Exec(ctx, "UPDATE clients SET low_balance_threshold = 0 WHERE id = 2"); err != nil {
 		t.Fatal(err)
 	}
-	workerAddr, apiAddr, promAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	workerAddr, apiAddr, apiMetrics, promAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	w := startWorker(t, bin, db, topic, "--metrics-addr", workerAddr)
-	api := exec.Command(bin, "api", "--addr", apiAddr, "--pg-dsn", db.PGDSN, "--clickhouse-dsn", db.CHDSN)
+	api := exec.Command(bin, "api", "--addr", apiAddr, "--metrics-addr", apiMetrics, "--pg-dsn", db.PGDSN, "--clickhouse-dsn", db.CHDSN)
 	api.Stderr = &syncBuffer{}
 	if err := api.Start(); err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ rule_files: [%q]
 scrape_configs:
   - {job_name: tarifa-worker, static_configs: [{targets: [%q]}]}
   - {job_name: tarifa-api, static_configs: [{targets: [%q]}]}
-`, rules, workerAddr, apiAddr)
+`, rules, workerAddr, apiMetrics)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
