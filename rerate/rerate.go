@@ -33,6 +33,12 @@ type Config struct {
 	// Retries is how often a chunk that failed (a server unreachable) is
 	// tried again before the job is marked failed (default 5).
 	Retries int
+	// Refresh, when set, is called once a confirmed job is done: the
+	// report rollups of the hours it rewrote are recomputed then (the
+	// wiring passes report.Reports.RefreshRollups), so that reports are
+	// fast right after a job, not only once a worker's refresher comes by.
+	// Reports are exact either way.
+	Refresh func(ctx context.Context) error
 }
 
 // Validate fills defaults and checks bounds.
@@ -713,6 +719,11 @@ func (r *Runner) finish(ctx context.Context, j *Job, t *tally, info map[int64]cl
 	if !j.DryRun {
 		if err := dropStaged(ctx, r.ch, j.ID); err != nil {
 			r.log.Warn("rerating job done, but what it staged was not dropped", "job", j.ID, "err", err)
+		}
+		if r.cfg.Refresh != nil {
+			if err := r.cfg.Refresh(ctx); err != nil {
+				r.log.Warn("rerating job done, but the report rollups were not refreshed (a worker's refresher will)", "job", j.ID, "err", err)
+			}
 		}
 	}
 	return Get(ctx, r.pg, j.ID, 0)

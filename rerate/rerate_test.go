@@ -16,6 +16,7 @@ import (
 
 	"github.com/tarifa/tarifa/ingest"
 	"github.com/tarifa/tarifa/rater"
+	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/sinks"
 	"github.com/tarifa/tarifa/sinks/sinktest"
 )
@@ -313,7 +314,8 @@ func TestRerateDryRunThenConfirm(t *testing.T) {
 	after.orig["ip:10.9.9.9"] = 2
 	after.status[3] = "active"
 
-	r := w.runner(Config{})
+	reports := report.New(w.db.PG, w.db.CH, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := w.runner(Config{Refresh: func(ctx context.Context) error { _, err := reports.RefreshRollups(ctx, 0); return err }})
 	sel := allOf(day, day.Add(24*time.Hour))
 	dry, err := r.Run(ctx, Request{Selection: sel, DryRun: true, Actor: "test"})
 	if err != nil {
@@ -359,6 +361,12 @@ func TestRerateDryRunThenConfirm(t *testing.T) {
 		t.Fatalf("job: %+v, dry run changed %d", done, dry.Changed)
 	}
 	w.check(want)
+	// The job refreshed the rollups of the hours it rewrote: reports read
+	// them, not xdrs FINAL, right after it.
+	var dirty int
+	if err := w.db.PG.QueryRow(ctx, `SELECT count(*) FROM rollup_dirty`).Scan(&dirty); err != nil || dirty != 0 {
+		t.Errorf("%d setup hours still dirty after the job (%v)", dirty, err)
+	}
 	var staged uint64
 	if err := w.db.CH.QueryRow(ctx, `SELECT count() FROM rerate_staged`).Scan(&staged); err != nil || staged != 0 {
 		t.Errorf("rerate_staged holds %d rows after the job (%v)", staged, err)

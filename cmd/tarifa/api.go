@@ -71,7 +71,8 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		} else {
 			defer ch.Close()
 			reports = report.New(pool, ch, log)
-			if rerater, err = rerate.NewRunner(rerate.Config{Topic: *topic}, pool, ch, log); err != nil {
+			refresh := func(ctx context.Context) error { _, err := reports.RefreshRollups(ctx, 0); return err }
+			if rerater, err = rerate.NewRunner(rerate.Config{Topic: *topic, Refresh: refresh}, pool, ch, log); err != nil {
 				return err
 			}
 			defer rerater.Close()

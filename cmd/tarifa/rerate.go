@@ -211,7 +211,11 @@ func (c *rerateCommon) with(ctx context.Context, stderr io.Writer, fn func(*pgxp
 		return err
 	}
 	defer ch.Close()
-	cfg := rerate.Config{Topic: *c.topic, ChunkSize: *c.chunk}
+	reports := report.New(pool, ch, log)
+	cfg := rerate.Config{Topic: *c.topic, ChunkSize: *c.chunk, Refresh: func(ctx context.Context) error {
+		_, err := reports.RefreshRollups(ctx, 0)
+		return err
+	}}
 	if status != nil {
 		cfg.Progress = func(p rerate.Progress) { status.Set(progressText(p)) }
 	}
