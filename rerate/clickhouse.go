@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +30,7 @@ func (a rowKey) compare(b rowKey) int {
 // holds) and its current raw CDR.
 type candidate struct {
 	key        rowKey
-	old        rater.XDR // the rating the current xDR holds (only what balances and the result need)
+	old        rater.Rating // what the current xDR holds (only what balances and the result need)
 	oldVersion uint64
 	raw        []byte
 	received   time.Time
@@ -103,7 +102,7 @@ func plan(ctx context.Context, ch driver.Conn, sel Selection, filter string, siz
 
 // scan reads the candidates of one chunk: the xdrs rows that match filter
 // (or hold one of versions, a dead attempt's writes that must be settled
-// whatever they say now), each with its current raw CDR, sorted by key.
+// whatever they say now), each with its current raw CDR, in no order.
 // The xDRs are read with FINAL (the filter must see the current version);
 // the raw CDRs without it, keeping the newest version of each in Go, which
 // costs ClickHouse half as much.
@@ -120,7 +119,7 @@ func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versi
 		var cd candidate
 		var status, reason, termReason string
 		var origClient, termClient uint64
-		r := &cd.old.Rating
+		r := &cd.old
 		if err := rows.Scan(&cd.key.setup, &cd.key.sw, &cd.key.id, &status, &reason, &origClient, &r.Orig.CostMicro,
 			&termClient, &termReason, &r.Term.CostMicro, &cd.oldVersion); err != nil {
 			rows.Close()
@@ -128,7 +127,6 @@ func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versi
 		}
 		r.Status, r.Reason, r.Term.Reason = status, rater.Reason(reason), rater.Reason(termReason)
 		r.Orig.ClientID, r.Term.ClientID = int64(origClient), int64(termClient)
-		cd.old.ID = cd.key.id
 		cands = append(cands, cd)
 	}
 	rows.Close()
@@ -138,7 +136,6 @@ func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versi
 	if len(cands) == 0 {
 		return nil, nil
 	}
-	slices.SortFunc(cands, func(a, b candidate) int { return a.key.compare(b.key) })
 	at := make(map[rowKey]int, len(cands))
 	for i := range cands {
 		at[cands[i].key] = i
@@ -228,7 +225,7 @@ func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, 
 }
 
 // staged is the old xDR a dead attempt of the job replaced, keyed by row.
-type staged map[rowKey]rater.XDR
+type staged map[rowKey]rater.Rating
 
 // stage records, durably, the old xDRs of cands[i] for each i in write,
 // before the job writes their new versions with version: a job killed
@@ -243,7 +240,7 @@ func stage(ctx context.Context, ch driver.Conn, job int64, chunk int, version ui
 	defer b.Abort() //nolint:errcheck // a no-op after Send
 	for _, i := range write {
 		cd := &cands[i]
-		r := &cd.old.Rating
+		r := &cd.old
 		if err := b.Append(uint64(job), uint32(chunk), version, time.Unix(int64(cd.key.setup), 0).UTC(), cd.key.sw, cd.key.id,
 			r.Status, string(r.Reason), uint64(r.Orig.ClientID), sinks.Decimal(r.Orig.CostMicro), uint64(r.Term.ClientID),
 			string(r.Term.Reason), sinks.Decimal(r.Term.CostMicro)); err != nil {
@@ -273,8 +270,8 @@ func loadStaged(ctx context.Context, ch driver.Conn, job int64, chunk int) ([]ui
 		var k rowKey
 		var status, reason, termReason string
 		var origClient, termClient uint64
-		var x rater.XDR
-		r := &x.Rating
+		var x rater.Rating
+		r := &x
 		if err := rows.Scan(&v, &k.setup, &k.sw, &k.id, &status, &reason, &origClient, &r.Orig.CostMicro, &termClient, &termReason, &r.Term.CostMicro); err != nil {
 			return nil, nil, err
 		}

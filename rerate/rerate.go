@@ -23,8 +23,8 @@ type Config struct {
 	// Topic is the workers' CDR topic: its stored offsets tell which raw
 	// CDRs a worker has committed (default "cdrs").
 	Topic string
-	// ChunkSize is about how many CDRs a chunk holds (default 50000); a
-	// setup minute is never split. A confirmed job holds the partitions'
+	// ChunkSize is about how many CDRs a chunk holds (default 25000); a
+	// setup minute is never split. Memory is about two chunks. A confirmed job holds the partitions'
 	// offset locks while it writes one chunk, so smaller chunks pause the
 	// workers for shorter moments.
 	ChunkSize int
@@ -47,7 +47,7 @@ func (c *Config) Validate() error {
 		c.Topic = "cdrs"
 	}
 	if c.ChunkSize == 0 {
-		c.ChunkSize = 50000
+		c.ChunkSize = 25000
 	}
 	if c.Retries == 0 {
 		c.Retries = 5
@@ -265,10 +265,10 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 	pctx, stopPrefetch := context.WithCancel(ctx)
 	defer stopPrefetch()
 	reads := make(chan readResult, 1)
-	// Three chunk buffers go round: one being read, one waiting, one being
-	// applied; their xDR slots keep their decode buffers from chunk to chunk.
-	free := make(chan *chunkRead, 3)
-	for range 3 {
+	// Two chunk buffers go round: one being read, one being applied; their
+	// xDR slots keep their decode buffers from chunk to chunk.
+	free := make(chan *chunkRead, 2)
+	for range 2 {
 		free <- &chunkRead{}
 	}
 	go func() {
@@ -422,13 +422,15 @@ func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state st
 }
 
 // chunkRead is one chunk read and rated again: its candidates and their
-// new xDRs, and what dead attempts of the job wrote into it.
+// new xDRs (a dry run keeps only their tally), and what dead attempts of
+// the job wrote into it.
 type chunkRead struct {
 	c     chunkPlan
 	dead  []uint64
 	st    staged
 	cands []candidate
 	news  []rater.XDR
+	dry   *tally
 }
 
 type readResult struct {
@@ -451,6 +453,10 @@ func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, f
 		return err
 	}
 	rd.cands = cands
+	if j.DryRun {
+		rd.dry = tallyAll(cat, raters, rd.cands)
+		return nil
+	}
 	rd.news = rateAll(cat, raters, rd.cands, rd.news)
 	return nil
 }
@@ -459,16 +465,47 @@ func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, f
 func (r *Runner) apply(ctx context.Context, j *Job, rd *chunkRead, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
 	info map[int64]clientInfo, inScope func(int64) bool) error {
 	if j.DryRun {
-		for i := range rd.cands {
-			if rd.cands[i].hasRaw {
-				t.add(&rd.cands[i].old, &rd.news[i])
-			} else {
-				t.skipped++
-			}
-		}
+		t.merge(rd.dry)
 		return r.record(ctx, nil, j, t, info)
 	}
 	return r.commit(ctx, j, rd.c, filter, cat, rt, t, info, inScope, rd.dead, rd.st, rd.cands, rd.news)
+}
+
+// tallyAll rates each candidate's raw CDR as the worker would have and
+// counts what it would change, sharing the work between the raters (one
+// goroutine each, each with a tally of its own and one xDR it reuses): a
+// dry run keeps no rated xDR.
+func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate) *tally {
+	per := (len(cands) + len(raters) - 1) / len(raters)
+	parts := make([]*tally, len(raters))
+	var wg sync.WaitGroup
+	for k, rt := range raters {
+		parts[k] = newTally()
+		lo, hi := k*per, min((k+1)*per, len(cands))
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func(t *tally) {
+			defer wg.Done()
+			var x rater.XDR
+			for i := lo; i < hi; i++ {
+				cd := &cands[i]
+				if !cd.hasRaw {
+					t.skipped++
+					continue
+				}
+				m := ingest.Message{Partition: int(cd.partition), Offset: cd.offset, Time: cd.received, Value: cd.raw}
+				rt.Rate(cat, &m, &x, 0)
+				t.add(&cd.old, &x.Rating)
+			}
+		}(parts[k])
+	}
+	wg.Wait()
+	for _, p := range parts[1:] {
+		parts[0].merge(p)
+	}
+	return parts[0]
 }
 
 // rateAll rates each candidate's raw CDR as the worker would have, into
@@ -545,7 +582,7 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 			if !ok {
 				return fmt.Errorf("BUG: job %d: %s holds a version the job wrote, but what it replaced was not staged", j.ID, cd.key.id)
 			}
-			cd.old.Rating = old.Rating
+			cd.old = old
 		case !cd.hasRaw || inFlight(cd, next):
 			t.skipped++
 			continue
@@ -557,12 +594,12 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 			t.skipped++
 			continue
 		}
-		if !inScope(cd.old.Rating.Orig.ClientID) || !inScope(cd.old.Rating.Term.ClientID) ||
+		if !inScope(cd.old.Orig.ClientID) || !inScope(cd.old.Term.ClientID) ||
 			!inScope(nx.Rating.Orig.ClientID) || !inScope(nx.Rating.Term.ClientID) {
 			t.skipped++ // it would move the balance of a client outside the caller's subtree
 			continue
 		}
-		if moves(nx) && !moves(&cd.old) {
+		if moves(nx) && !moves(&rater.XDR{Rating: cd.old}) {
 			claim = append(claim, len(write))
 		}
 		write = append(write, i)
@@ -609,9 +646,9 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 				continue
 			}
 			news[i].Version = version
-			d.SubXDR(&cands[i].old)
+			d.SubXDR(&rater.XDR{Rating: cands[i].old})
 			d.AddXDR(&news[i])
-			t.add(&cands[i].old, &news[i])
+			t.add(&cands[i].old, &news[i].Rating)
 		}
 		if err := r.w.Write(ctx, news, false); err != nil {
 			return fmt.Errorf("write the new xDRs: %w", err)

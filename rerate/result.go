@@ -99,8 +99,8 @@ func newTally() *tally {
 	return &tally{clients: map[clientSide]*clientSum{}, transitions: map[[2]string]int64{}}
 }
 
-// add counts one rated-again CDR: its old and new xDR.
-func (t *tally) add(old, new *rater.XDR) {
+// add counts one rated-again CDR: its old and new rating.
+func (t *tally) add(old, new *rater.Rating) {
 	t.selected++
 	if billingDiffers(old, new) {
 		t.changed++
@@ -108,7 +108,7 @@ func (t *tally) add(old, new *rater.XDR) {
 	if from, to := outcome(old), outcome(new); from != to {
 		t.transitions[[2]string{from, to}]++
 	}
-	side := func(name string, leg func(*rater.XDR) (int64, int64)) {
+	side := func(name string, leg func(*rater.Rating) (int64, int64)) {
 		oc, ocost := leg(old)
 		nc, ncost := leg(new)
 		if oc != 0 {
@@ -138,34 +138,33 @@ func (t *tally) client(id int64, side string) *clientSum {
 	return s
 }
 
-// origLeg is the orig client of x and what it pays (0 unless billed).
-func origLeg(x *rater.XDR) (client, micro int64) {
-	if x.Rating.Status == "rated" {
-		return x.Rating.Orig.ClientID, x.Rating.Orig.CostMicro
+// origLeg is the orig client of r and what it pays (0 unless billed).
+func origLeg(r *rater.Rating) (client, micro int64) {
+	if r.Status == "rated" {
+		return r.Orig.ClientID, r.Orig.CostMicro
 	}
-	return x.Rating.Orig.ClientID, 0
+	return r.Orig.ClientID, 0
 }
 
-// termLeg is the term client of x and what it earns (0 unless billed).
-func termLeg(x *rater.XDR) (client, micro int64) {
-	if x.Rating.Status == "rated" && x.Rating.Term.Reason == rater.ReasonNone {
-		return x.Rating.Term.ClientID, x.Rating.Term.CostMicro
+// termLeg is the term client of r and what it earns (0 unless billed).
+func termLeg(r *rater.Rating) (client, micro int64) {
+	if r.Status == "rated" && r.Term.Reason == rater.ReasonNone {
+		return r.Term.ClientID, r.Term.CostMicro
 	}
-	return x.Rating.Term.ClientID, 0
+	return r.Term.ClientID, 0
 }
 
-// outcome is "rated" or the reason of x's orig side.
-func outcome(x *rater.XDR) string {
-	if x.Rating.Status == "rated" {
+// outcome is "rated" or the reason of r's orig side.
+func outcome(r *rater.Rating) string {
+	if r.Status == "rated" {
 		return "rated"
 	}
-	return string(x.Rating.Reason)
+	return string(r.Reason)
 }
 
 // billingDiffers reports whether rating again changed what the call bills
 // or why it does not.
-func billingDiffers(a, b *rater.XDR) bool {
-	ra, rb := &a.Rating, &b.Rating
+func billingDiffers(ra, rb *rater.Rating) bool {
 	return ra.Status != rb.Status || ra.Reason != rb.Reason ||
 		ra.Orig.ClientID != rb.Orig.ClientID || ra.Orig.CostMicro != rb.Orig.CostMicro ||
 		ra.Term.ClientID != rb.Term.ClientID || ra.Term.Reason != rb.Term.Reason || ra.Term.CostMicro != rb.Term.CostMicro
@@ -192,6 +191,22 @@ func (t *tally) result(j *Job, names map[int64]clientInfo) {
 	slices.SortFunc(j.Transitions, func(a, b Transition) int {
 		return cmp.Or(cmp.Compare(b.Calls, a.Calls), cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
 	})
+}
+
+// merge adds o's counts to t.
+func (t *tally) merge(o *tally) {
+	t.selected += o.selected
+	t.changed += o.changed
+	t.skipped += o.skipped
+	for k, s := range o.clients {
+		d := t.client(k.id, k.side)
+		d.calls += s.calls
+		d.old.AddDecimal(s.old.Decimal())
+		d.new.AddDecimal(s.new.Decimal())
+	}
+	for k, n := range o.transitions {
+		t.transitions[k] += n
+	}
 }
 
 // tallyOf rebuilds the tally a job's stored result holds (a resumed job).

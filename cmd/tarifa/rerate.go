@@ -174,7 +174,7 @@ func rerateFlags(fs *flag.FlagSet) *rerateCommon {
 		pgDSN:      fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)"),
 		chDSN:      fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (TARIFA_CLICKHOUSE_DSN)"),
 		topic:      fs.String("topic", env("TARIFA_KAFKA_TOPIC", defaultKafkaTopic), "the workers' CDR topic, whose stored offsets say what they committed (TARIFA_KAFKA_TOPIC)"),
-		chunk:      fs.Int("chunk-size", 50000, "about how many CDRs one chunk takes (a confirmed job pauses the workers' commits while it writes a chunk)"),
+		chunk:      fs.Int("chunk-size", 25000, "about how many CDRs one chunk takes (a confirmed job pauses the workers' commits while it writes a chunk)"),
 		progress:   fs.Bool("progress", isTerminal(fs.Output()), "show a progress line on stderr (CDRs, CDRs/s, time left); default on when stderr is a terminal"),
 		cpuProfile: fs.String("cpu-profile", "", "write a CPU profile of the job to this file (for diagnosing a slow job)"),
 	}
@@ -188,7 +188,7 @@ func (c *rerateCommon) with(ctx context.Context, stderr io.Writer, fn func(*pgxp
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A job's memory is its chunks in flight; a soft limit keeps the
 		// garbage of a long job from doubling it (GOMEMLIMIT overrides).
-		debug.SetMemoryLimit(400 << 20)
+		debug.SetMemoryLimit(450 << 20)
 	}
 	if *c.cpuProfile != "" {
 		f, err := os.Create(*c.cpuProfile)
