@@ -122,8 +122,10 @@ type Runner struct {
 
 	// afterWrite, set by tests, runs after a chunk's xDRs are written and
 	// before its balances move: an error there is a job killed at the
-	// worst moment.
+	// worst moment. beforeLock runs after a chunk was read, before the
+	// job takes the partitions' locks: a worker's write can land there.
 	afterWrite func(chunk int) error
+	beforeLock func(chunk int)
 }
 
 // NewRunner returns a runner on the given servers; Close stops its writer.
@@ -425,12 +427,13 @@ func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state st
 // new xDRs (a dry run keeps only their tally), and what dead attempts of
 // the job wrote into it.
 type chunkRead struct {
-	c     chunkPlan
-	dead  []uint64
-	st    staged
-	cands []candidate
-	news  []rater.XDR
-	dry   *tally
+	c       chunkPlan
+	dead    []uint64
+	st      staged
+	offsets map[int32]int64 // the stored offsets before the chunk was read
+	cands   []candidate
+	news    []rater.XDR
+	dry     *tally
 }
 
 type readResult struct {
@@ -440,10 +443,13 @@ type readResult struct {
 
 // read reads chunk c's candidates into rd and rates them (step 1).
 func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, filter string, cat *rater.Catalog, raters []*rater.Rater) error {
-	rd.c, rd.dead, rd.st = c, nil, nil
+	rd.c, rd.dead, rd.st, rd.offsets = c, nil, nil, nil
 	if !j.DryRun {
 		var err error
 		if rd.dead, rd.st, err = loadStaged(ctx, r.ch, j.ID, c.n); err != nil {
+			return err
+		}
+		if rd.offsets, err = readOffsets(ctx, r.pg, r.cfg.Topic); err != nil {
 			return err
 		}
 	}
@@ -468,7 +474,7 @@ func (r *Runner) apply(ctx context.Context, j *Job, rd *chunkRead, filter string
 		t.merge(rd.dry)
 		return r.record(ctx, nil, j, t, info)
 	}
-	return r.commit(ctx, j, rd.c, filter, cat, rt, t, info, inScope, rd.dead, rd.st, rd.cands, rd.news)
+	return r.commit(ctx, j, rd.c, filter, cat, rt, t, info, inScope, rd.dead, rd.st, rd.offsets, rd.cands, rd.news)
 }
 
 // tallyAll rates each candidate's raw CDR as the worker would have and
@@ -544,7 +550,10 @@ func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, news 
 
 // commit is steps 2–6 of the Runner's doc for one chunk.
 func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
-	info map[int64]clientInfo, inScope func(int64) bool, dead []uint64, st staged, cands []candidate, news []rater.XDR) error {
+	info map[int64]clientInfo, inScope func(int64) bool, dead []uint64, st staged, offsets map[int32]int64, cands []candidate, news []rater.XDR) error {
+	if r.beforeLock != nil {
+		r.beforeLock(c.n)
+	}
 	tx, err := r.pg.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
@@ -554,9 +563,15 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 	if err != nil {
 		return err
 	}
-	same, err := unchanged(ctx, r.ch, c, filter, dead, cands)
-	if err != nil {
-		return err
+	// No worker committed since the chunk was read (no stored offset
+	// moved): what it read is what balances hold — a worker's attempt that
+	// wrote since and failed is in flight, and its retry meets the job's
+	// dedupe claims (see inFlight). Otherwise check row by row.
+	same := offsetsEqual(offsets, next)
+	if !same {
+		if same, err = unchanged(ctx, r.ch, c, filter, dead, cands); err != nil {
+			return err
+		}
 	}
 	if !same {
 		// A worker wrote into the chunk since it was read: read it again,
@@ -578,11 +593,11 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		deadWrite := slices.Contains(dead, cd.oldVersion)
 		switch {
 		case deadWrite:
-			old, ok := st[cd.key]
-			if !ok {
-				return fmt.Errorf("BUG: job %d: %s holds a version the job wrote, but what it replaced was not staged", j.ID, cd.key.id)
+			// A dead attempt's write; what it replaced is staged, unless it
+			// billed the same as what it wrote (then the row says it).
+			if old, ok := st[cd.key]; ok {
+				cd.old = old
 			}
-			cd.old = old
 		case !cd.hasRaw || inFlight(cd, next):
 			t.skipped++
 			continue
@@ -630,7 +645,15 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		write = kept
 	}
 	if len(write) > 0 {
-		if err := stage(ctx, r.ch, j.ID, c.n, version, cands, write); err != nil {
+		// Stage what a dead attempt could not read back from the rows it
+		// wrote: the old billing of the calls whose billing changes.
+		var changed []int
+		for _, i := range write {
+			if billingDiffers(&cands[i].old, &news[i].Rating) {
+				changed = append(changed, i)
+			}
+		}
+		if err := stage(ctx, r.ch, j.ID, c.n, version, cands, changed); err != nil {
 			return err
 		}
 		// The new xDRs are written in place: those left alone are marked
@@ -697,6 +720,33 @@ func lockOffsets(ctx context.Context, tx pgx.Tx, topic string) (map[int32]int64,
 		return nil, fmt.Errorf("lock the partitions' offsets: %w", err)
 	}
 	return next, nil
+}
+
+// readOffsets reads every stored offset of topic, without locking them.
+func readOffsets(ctx context.Context, pg *pgxpool.Pool, topic string) (map[int32]int64, error) {
+	rows, err := pg.Query(ctx, `SELECT "partition", next_offset FROM consumed_offsets WHERE topic = $1`, topic)
+	if err != nil {
+		return nil, fmt.Errorf("read the partitions' offsets: %w", err)
+	}
+	next := map[int32]int64{}
+	var p int32
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&p, &n}, func() error { next[p] = n; return nil }); err != nil {
+		return nil, fmt.Errorf("read the partitions' offsets: %w", err)
+	}
+	return next, nil
+}
+
+func offsetsEqual(a, b map[int32]int64) bool {
+	if a == nil || len(a) != len(b) {
+		return false
+	}
+	for p, n := range a {
+		if m, ok := b[p]; !ok || m != n {
+			return false
+		}
+	}
+	return true
 }
 
 // inFlight reports whether a worker may still be committing cd: its raw

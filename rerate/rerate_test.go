@@ -717,3 +717,56 @@ func TestCollector(t *testing.T) {
 		}
 	}
 }
+
+// TestRerateRaceWithAWorkerAttempt: between the moment a job read a chunk
+// and the moment it locks the partitions, a worker's attempt bills a
+// re-send of a call the job is about to make billable, writes its rows and
+// fails before committing (it will retry). No stored offset moved, so the
+// job does not read the chunk again: the attempt's dedupe claim tells it
+// to leave the call alone, and the worker's retry bills it — once.
+func TestRerateRaceWithAWorkerAttempt(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	c := &testCall{id: "raced", src: "ip:10.9.9.9", dst: "447700900123", ms: 61_000, term: true, setup: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
+	w.send(0, []*testCall{c})
+	w.exec(`INSERT INTO accounts (client_id, kind, ident) VALUES (2, 'ip', '10.9.9.9')`)
+	before := w.m.clone()
+	after := before.clone()
+	after.orig["ip:10.9.9.9"] = 2
+
+	r := w.runner(Config{})
+	var attempt *rater.Batch
+	r.beforeLock = func(int) {
+		// The re-send, rated with the fixed catalog: billable; its claim
+		// and rows are written, its commit fails (PostgreSQL went away).
+		attempt = w.batch(1, []*testCall{c})
+		attempt.Stored = 9999
+		if _, err := w.store.Commit(ctx, attempt); err == nil {
+			t.Error("the attempt committed")
+		}
+		version, err := sinks.Clock(ctx, w.db.PG)
+		if err != nil {
+			t.Error(err)
+		}
+		attempt.XDRs[0].Version = version
+		wr := sinks.NewXDRWriter(w.db.CH)
+		defer wr.Close()
+		if err := wr.Write(ctx, attempt.XDRs, true); err != nil {
+			t.Error(err)
+		}
+	}
+	j, err := r.Run(ctx, Request{Selection: allOf(c.setup.Add(-time.Minute), c.setup.Add(time.Minute)), Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Skipped != 1 {
+		t.Errorf("job %+v: want the raced call left alone", j)
+	}
+	attempt.Stored = -1
+	if _, err := w.store.Commit(ctx, attempt); err != nil { // the worker's retry
+		t.Fatal(err)
+	}
+	w.next[1] = attempt.Next
+	w.check(w.expected(before, after, nil))
+}
