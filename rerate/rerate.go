@@ -99,15 +99,18 @@ type Request struct {
 //     an attempt that never wrote its raw CDR, or it would become billable
 //     but a message past its stored offset holds its dedupe claim;
 //  4. claim the dedupe keys of the CDRs the job makes billable, as the
-//     worker would, so that the switch re-sending one is a duplicate;
+//     worker would — committed at once, before the job takes its version,
+//     so that a worker's look-up either sees them or ranks below — and
+//     the switch re-sending one is a duplicate;
 //  5. record the old xDRs it replaces in rerate_staged (ClickHouse keeps
 //     only the newest version once parts merge), then write the new ones;
 //  6. apply new − old to the balances, mark the rollup hours, record the
 //     chunk done and the job's counts, and commit.
 //
-// A job killed before 6 commits moved nothing and claimed nothing; resumed,
-// it redoes the chunk, taking the old xDR of every row that still holds its
-// dead attempt's version from rerate_staged. Two confirmed jobs never run
+// A job killed before 6 commits moved nothing (its claims stand, and are
+// its own when it resumes); resumed, it redoes the chunk, taking the old
+// xDR of every row that still holds its dead attempt's version from
+// rerate_staged. Two confirmed jobs never run
 // at once, and a job is refused while another is unfinished.
 //
 // A Runner is safe for concurrent use; each Run holds one connection of
@@ -581,12 +584,6 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		}
 		news = rateAll(cat, []*rater.Rater{rt}, cands, news)
 	}
-	clock, err := sinks.Clock(ctx, tx)
-	if err != nil {
-		return err
-	}
-	version := clock + jobMark
-
 	var write, claim []int
 	for i := range cands {
 		cd, nx := &cands[i], &news[i]
@@ -623,14 +620,17 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 	for k, w := range claim {
 		claimXs[k] = &news[write[w]]
 	}
-	holders, err := sinks.ClaimForJob(ctx, tx, j.ID, claimXs)
+	holders, err := r.claim(ctx, j.ID, claimXs)
 	if err != nil {
 		return err
 	}
 	if len(holders) > 0 {
 		drop := map[int]bool{}
 		for k, h := range holders {
-			if h.Topic == r.cfg.Topic && h.Offset >= next[int32(h.Partition)] {
+			switch {
+			case h.Topic == sinks.RerateTopic && h.Offset == j.ID:
+				// This job's own claim, from an attempt that died: it stands.
+			case h.Topic == r.cfg.Topic && h.Offset >= next[int32(h.Partition)]:
 				drop[claim[k]] = true // a worker is billing this very CDR right now
 			}
 		}
@@ -644,6 +644,14 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		}
 		write = kept
 	}
+	// The version comes after the claims are visible: a worker whose
+	// look-up missed them took its own clock before they committed, so the
+	// job's rows outrank its (and one that looks later finds them).
+	clock, err := sinks.Clock(ctx, tx)
+	if err != nil {
+		return err
+	}
+	version := clock + jobMark
 	if len(write) > 0 {
 		// Stage what a dead attempt could not read back from the rows it
 		// wrote: the old billing of the calls whose billing changes.
@@ -704,6 +712,29 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		return fmt.Errorf("commit the chunk: %w", err)
 	}
 	return nil
+}
+
+// claim takes the dedupe claims of xs for job in a transaction of its own,
+// committed at once — as a worker claims before it takes its version — and
+// returns the keys another holder has. A job that dies later leaves its
+// claims; resumed, it finds them its own.
+func (r *Runner) claim(ctx context.Context, job int64, xs []*rater.XDR) (map[int]sinks.Holder, error) {
+	if len(xs) == 0 {
+		return nil, nil
+	}
+	tx, err := r.pg.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
+	holders, err := sinks.ClaimForJob(ctx, tx, job, xs)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit the dedupe claims: %w", err)
+	}
+	return holders, nil
 }
 
 // lockOffsets locks every stored offset of topic and returns them by
