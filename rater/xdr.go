@@ -25,9 +25,9 @@ type XDR struct {
 	// was (MarkQuarantined): its row must replace whatever a failed attempt
 	// wrote for it.
 	Quarantined bool
-	Detail    string   // why the CDR is malformed or conflicts; never empty for those
-	Key       [16]byte // dedupe key: a hash of switch and id; zero when the XDR takes no part in dedupe
-	Content   uint64   // a hash of what the switch said about the call, to tell a re-send from a conflicting one
+	Detail      string   // why the CDR is malformed or conflicts; never empty for those
+	Key         [16]byte // dedupe key: a hash of switch and id; zero when the XDR takes no part in dedupe
+	Content     uint64   // a hash of what the switch said about the call, to tell a re-send from a conflicting one
 	// ConflictOf is the id of the billed CDR this one shares its switch and
 	// id with, when it is a conflicting re-send (reason duplicate_conflict).
 	ConflictOf string
