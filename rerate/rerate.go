@@ -3,9 +3,11 @@ package rerate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,13 +73,21 @@ type Request struct {
 	Selection Selection
 	DryRun    bool
 	Actor     string // who asked: a token's name, "cli"
-	// Scope is the reseller of a reseller's request: its job touches only
-	// the clients of that reseller's subtree. 0 for an admin.
+	// Scope is the reseller of a reseller's request: its job moves only
+	// the balances of that reseller's subtree's clients. 0 for an admin.
 	Scope int64
+	// CurrentCatalog lets the request resume an unfinished job with the
+	// same selection although the catalog changed since it started (see
+	// CatalogChangedError).
+	CurrentCatalog bool
 	// Started, when set, is called once the job is recorded (with its id),
 	// before its first chunk: a server answers with it and lets the job
 	// run on.
 	Started func(*Job)
+
+	// lockPID is the backend of the session holding the jobs' lock for a
+	// confirmed job: each chunk checks it still does.
+	lockPID uint32
 }
 
 // Runner runs rerating jobs: it rates CDRs again from cdrs_raw with the
@@ -161,54 +171,103 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Job, error) {
 	if req.DryRun {
 		return r.run(ctx, req, 0)
 	}
-	release, err := r.lock(ctx)
+	release, pid, err := r.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	req.lockPID = pid
 	return r.run(ctx, req, 0)
 }
 
-// Resume finishes unfinished job id (killed, or failed). A reseller (scope
-// > 0) resumes the jobs of its subtree only.
-func (r *Runner) Resume(ctx context.Context, id, scope int64) (*Job, error) {
-	return r.ResumeStarted(ctx, id, scope, nil)
+// ResumeRequest asks to finish an unfinished job.
+type ResumeRequest struct {
+	ID int64
+	// Scope is the reseller asking (0: an admin): a reseller resumes the
+	// jobs of its subtree only.
+	Scope int64
+	// CurrentCatalog resumes a job whose catalog changed since it started,
+	// rating its remaining chunks against the catalog now; without it such
+	// a job is refused with *CatalogChangedError.
+	CurrentCatalog bool
+	// Started is Request.Started.
+	Started func(*Job)
 }
 
-// ResumeStarted is Resume, calling started (when not nil) as Request.Started.
-func (r *Runner) ResumeStarted(ctx context.Context, id, scope int64, started func(*Job)) (*Job, error) {
-	j, err := Get(ctx, r.pg, id, scope)
+// Resume finishes an unfinished job (killed, or failed).
+func (r *Runner) Resume(ctx context.Context, req ResumeRequest) (*Job, error) {
+	j, err := Get(ctx, r.pg, req.ID, req.Scope)
 	if err != nil {
 		return nil, err
 	}
 	if j.State != StateRunning && j.State != StateFailed {
-		return nil, fmt.Errorf("job %d is %s: %w", id, j.State, ErrNotResumable)
+		return nil, fmt.Errorf("job %d is %s: %w", req.ID, j.State, ErrNotResumable)
 	}
-	release, err := r.lock(ctx)
+	release, pid, err := r.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return r.run(ctx, Request{Selection: j.Selection, Actor: j.Actor, Scope: j.ResellerID, Started: started}, id)
+	return r.run(ctx, Request{Selection: j.Selection, Actor: j.Actor, Scope: j.ResellerID, CurrentCatalog: req.CurrentCatalog,
+		Started: req.Started, lockPID: pid}, req.ID)
+}
+
+// ResumeAbandoned finishes a confirmed job whose process died (its state
+// still says running, but nobody holds the jobs' lock), so that one killed
+// process does not leave every later job refused; the API server calls it
+// when it starts and every minute. It returns nil and no error when there
+// is no such job or another job holds the lock. A job it may not resume
+// because the catalog changed since it started is marked failed with that
+// reason: an operator resumes it, with the flag, or leaves it.
+func (r *Runner) ResumeAbandoned(ctx context.Context) (*Job, error) {
+	release, pid, err := r.lock(ctx)
+	var busy *BusyError
+	if errors.As(err, &busy) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var id int64
+	err = r.pg.QueryRow(ctx, `SELECT id FROM rerate_jobs WHERE state = 'running' AND NOT dry_run ORDER BY id LIMIT 1`).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look for an abandoned rerating job: %w", err)
+	}
+	j, err := Get(ctx, r.pg, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("resuming a rerating job whose process stopped", "job", id)
+	done, err := r.run(ctx, Request{Selection: j.Selection, Actor: j.Actor, Scope: j.ResellerID, lockPID: pid}, id)
+	var changed *CatalogChangedError
+	if errors.As(err, &changed) {
+		return j, r.fail(j, err)
+	}
+	return done, err
 }
 
 // lock takes the confirmed jobs' advisory lock on a connection of its own
-// and returns its release, or reports the job that holds it.
-func (r *Runner) lock(ctx context.Context) (func(), error) {
+// and returns its release and the backend holding it, or reports the job
+// that holds it.
+func (r *Runner) lock(ctx context.Context) (func(), uint32, error) {
 	conn, err := r.pg.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, 0, fmt.Errorf("postgres: %w", err)
 	}
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(jobLock)).Scan(&ok); err != nil {
 		conn.Release()
-		return nil, fmt.Errorf("take the rerating lock: %w", err)
+		return nil, 0, fmt.Errorf("take the rerating lock: %w", err)
 	}
 	if !ok {
 		conn.Release()
-		var id int64
+		var id int64 // 0 when the holder has not recorded its job yet: the message says so
 		_ = r.pg.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM rerate_jobs WHERE state = 'running'`).Scan(&id)
-		return nil, &BusyError{Job: id, Running: true}
+		return nil, 0, &BusyError{Job: id, Running: true}
 	}
 	return func() {
 		// The lock goes with the session: a connection handed back to the
@@ -219,8 +278,40 @@ func (r *Runner) lock(ctx context.Context) (func(), error) {
 			conn.Conn().Close(ctx) //nolint:errcheck // closing the session frees its lock
 		}
 		conn.Release()
-	}, nil
+	}, conn.Conn().PgConn().PID(), nil
 }
+
+// ownChunk checks, at the start of a chunk's transaction, that this
+// process still runs the job: its lock session holds the jobs' lock, and
+// the chunk is not done — and locks the chunk's row. A process whose lock
+// session was lost (another may have resumed the job since) stops before
+// it writes anything; of two processes on one chunk, the second waits on
+// the row and finds it done.
+func ownChunk(ctx context.Context, tx pgx.Tx, j *Job, chunk int) error {
+	var held bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1
+		AND ((classid::bigint << 32) | objid::bigint) = $2)`, int64(j.lockPID), int64(jobLock)).Scan(&held); err != nil {
+		return fmt.Errorf("check the rerating lock: %w", err)
+	}
+	if !held {
+		return errLockLost
+	}
+	var done bool
+	if err := tx.QueryRow(ctx, `SELECT done_at IS NOT NULL FROM rerate_chunks WHERE job_id = $1 AND chunk = $2 FOR UPDATE`,
+		j.ID, chunk).Scan(&done); err != nil {
+		return fmt.Errorf("lock the chunk: %w", err)
+	}
+	if done {
+		return errLockLost
+	}
+	return nil
+}
+
+// errLockLost stops a process that no longer runs its job: its lock
+// session was lost, or another process did the chunk. It leaves the job's
+// state alone (it may be another process's by now).
+var errLockLost = errors.New("this process no longer holds the rerating lock (its database session was lost), " +
+	"or another process did the chunk: it stops here, and the job carries on where it is resumed")
 
 // run creates (resume == 0) or resumes a job and runs it to the end.
 func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, error) {
@@ -232,38 +323,32 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 	if err != nil {
 		return nil, err
 	}
-	var scope []int64
+	var sc scope
 	if req.Scope > 0 {
-		if scope, err = scopeClients(ctx, r.pg, req.Scope); err != nil {
+		if sc, err = scopeClients(ctx, r.pg, req.Scope); err != nil {
 			return nil, err
 		}
 	}
 	sel := req.Selection
-	filter := sel.filter(scope)
+	filter := sel.filter(sc)
 	j, chunks, err := r.open(ctx, req, resume, cat.Version, filter)
 	if err != nil {
 		return nil, err
 	}
+	j.lockPID = req.lockPID
 	if req.Started != nil {
 		req.Started(j)
 	}
 	if j.State == StateDone {
 		return j, nil
 	}
-	t := tallyOf(j)
+	t := tallyOf(j, sc)
 	start := time.Now()
 	var planned, done int64
 	for _, c := range chunks {
 		if !c.done {
 			planned += c.planned
 		}
-	}
-	inScope := func(id int64) bool {
-		if scope == nil || id == 0 {
-			return true
-		}
-		_, ok := slices.BinarySearch(scope, id)
-		return ok
 	}
 	// Chunks are read (and rated) one ahead of the one being applied, so
 	// that ClickHouse's reading and the job's work overlap.
@@ -289,7 +374,7 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			case <-pctx.Done():
 				return
 			}
-			err := r.read(pctx, rd, j, c, filter, cat, raters)
+			err := r.read(pctx, rd, j, c, filter, cat, raters, sc)
 			select {
 			case reads <- readResult{rd, err}:
 			case <-pctx.Done():
@@ -315,12 +400,12 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 		for attempt := 0; ; attempt++ {
 			if err == nil {
 				snapshot := t.clone()
-				if err = r.apply(ctx, j, rd, filter, cat, raters[0], t, info, inScope); err == nil {
+				if err = r.apply(ctx, j, rd, filter, cat, raters[0], t, info, sc); err == nil {
 					break
 				}
 				t = snapshot
 			}
-			if ctx.Err() != nil || attempt >= r.cfg.Retries {
+			if ctx.Err() != nil || attempt >= r.cfg.Retries || errors.Is(err, errLockLost) {
 				return j, r.fail(j, err)
 			}
 			r.log.Warn("rerating chunk failed; trying it again", "job", j.ID, "chunk", c.n, "attempt", attempt+1, "err", err)
@@ -330,7 +415,7 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			case <-time.After(time.Duration(attempt+1) * time.Second):
 			}
 			// What a failed attempt wrote is staged: read the chunk again.
-			err = r.read(ctx, rd, j, c, filter, cat, raters)
+			err = r.read(ctx, rd, j, c, filter, cat, raters, sc)
 		}
 		done += int64(len(rd.cands))
 		free <- rd
@@ -344,12 +429,19 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 // open creates the job row and its plan, or loads the job to resume.
 func (r *Runner) open(ctx context.Context, req Request, resume, catalogVersion int64, filter string) (*Job, []chunkPlan, error) {
 	sel := req.Selection
+	var topic string
+	if resume == 0 {
+		var err error
+		if topic, err = r.topic(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	if req.DryRun {
 		chunks, total, err := plan(ctx, r.ch, sel, filter, r.cfg.ChunkSize)
 		if err != nil {
 			return nil, nil, err
 		}
-		j, err := r.insertJob(ctx, nil, req, StateDryRun, catalogVersion, total)
+		j, err := r.insertJob(ctx, nil, req, StateDryRun, topic, catalogVersion, total)
 		return j, chunks, err
 	}
 	tx, err := r.pg.Begin(ctx)
@@ -378,12 +470,20 @@ func (r *Runner) open(ctx context.Context, req Request, resume, catalogVersion i
 		if err != nil {
 			return nil, nil, err
 		}
-		if j.CatalogVersion != catalogVersion {
-			r.log.Warn("the catalog changed since the job started; the chunks left are rated against the catalog as it is now",
-				"job", j.ID, "started_with", j.CatalogVersion, "now", catalogVersion)
-			if _, err := r.pg.Exec(ctx, `UPDATE rerate_jobs SET catalog_version = $2 WHERE id = $1`, j.ID, catalogVersion); err != nil {
+		rated := j.CatalogVersion
+		if j.ResumedCatalogVersion != 0 {
+			rated = j.ResumedCatalogVersion
+		}
+		if rated != catalogVersion {
+			if !req.CurrentCatalog {
+				return nil, nil, &CatalogChangedError{Job: j.ID, Started: rated, Now: catalogVersion}
+			}
+			r.log.Warn("the catalog changed since the job started; the chunks left are rated against the catalog as it is now, as asked",
+				"job", j.ID, "started_with", j.CatalogVersion, "rated_with", rated, "now", catalogVersion)
+			if _, err := r.pg.Exec(ctx, `UPDATE rerate_jobs SET resumed_catalog_version = $2 WHERE id = $1`, j.ID, catalogVersion); err != nil {
 				return nil, nil, err
 			}
+			j.ResumedCatalogVersion = catalogVersion
 		}
 		chunks, err := loadChunks(ctx, r.pg, j.ID)
 		return j, chunks, err
@@ -392,7 +492,7 @@ func (r *Runner) open(ctx context.Context, req Request, resume, catalogVersion i
 	if err != nil {
 		return nil, nil, err
 	}
-	j, err := r.insertJob(ctx, tx, req, StateRunning, catalogVersion, total)
+	j, err := r.insertJob(ctx, tx, req, StateRunning, topic, catalogVersion, total)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -408,7 +508,7 @@ func (r *Runner) open(ctx context.Context, req Request, resume, catalogVersion i
 	return j, chunks, nil
 }
 
-func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state string, catalogVersion, planned int64) (*Job, error) {
+func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state, topic string, catalogVersion, planned int64) (*Job, error) {
 	sel, err := json.Marshal(req.Selection)
 	if err != nil {
 		return nil, err
@@ -419,7 +519,7 @@ func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state st
 	}
 	q := `INSERT INTO rerate_jobs (state, dry_run, selection, selection_key, actor, reseller_id, topic, catalog_version, planned)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ` + jobColumns
-	args := []any{state, req.DryRun, sel, req.Selection.Key(), req.Actor, scope, r.cfg.Topic, catalogVersion, planned}
+	args := []any{state, req.DryRun, sel, req.Selection.Key(), req.Actor, scope, topic, catalogVersion, planned}
 	if tx != nil {
 		return scanJob(tx.QueryRow(ctx, q, args...))
 	}
@@ -445,14 +545,15 @@ type readResult struct {
 }
 
 // read reads chunk c's candidates into rd and rates them (step 1).
-func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, filter string, cat *rater.Catalog, raters []*rater.Rater) error {
+func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, filter string, cat *rater.Catalog, raters []*rater.Rater,
+	sc scope) error {
 	rd.c, rd.dead, rd.st, rd.offsets = c, nil, nil, nil
 	if !j.DryRun {
 		var err error
 		if rd.dead, rd.st, err = loadStaged(ctx, r.ch, j.ID, c.n); err != nil {
 			return err
 		}
-		if rd.offsets, err = readOffsets(ctx, r.pg, r.cfg.Topic); err != nil {
+		if rd.offsets, err = readOffsets(ctx, r.pg, j.Topic); err != nil {
 			return err
 		}
 	}
@@ -463,7 +564,7 @@ func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, f
 	}
 	rd.cands = cands
 	if j.DryRun {
-		rd.dry = tallyAll(cat, raters, rd.cands)
+		rd.dry = tallyAll(cat, raters, rd.cands, sc)
 		return nil
 	}
 	rd.news = rateAll(cat, raters, rd.cands, rd.news)
@@ -472,24 +573,25 @@ func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, f
 
 // apply counts a dry run's chunk, or commits a confirmed job's (steps 2–6).
 func (r *Runner) apply(ctx context.Context, j *Job, rd *chunkRead, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
-	info map[int64]clientInfo, inScope func(int64) bool) error {
+	info map[int64]clientInfo, sc scope) error {
 	if j.DryRun {
 		t.merge(rd.dry)
 		return r.record(ctx, nil, j, t, info)
 	}
-	return r.commit(ctx, j, rd.c, filter, cat, rt, t, info, inScope, rd.dead, rd.st, rd.offsets, rd.cands, rd.news)
+	return r.commit(ctx, j, rd.c, filter, cat, rt, t, info, sc, rd.dead, rd.st, rd.offsets, rd.cands, rd.news)
 }
 
 // tallyAll rates each candidate's raw CDR as the worker would have and
 // counts what it would change, sharing the work between the raters (one
 // goroutine each, each with a tally of its own and one xDR it reuses): a
-// dry run keeps no rated xDR.
-func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate) *tally {
+// dry run keeps no rated xDR. A call that would move the balance of a
+// client outside sc is counted skipped, as the confirmed job leaves it.
+func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, sc scope) *tally {
 	per := (len(cands) + len(raters) - 1) / len(raters)
 	parts := make([]*tally, len(raters))
 	var wg sync.WaitGroup
 	for k, rt := range raters {
-		parts[k] = newTally()
+		parts[k] = newTally(sc)
 		lo, hi := k*per, min((k+1)*per, len(cands))
 		if lo >= hi {
 			continue
@@ -506,6 +608,10 @@ func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate) *tal
 				}
 				m := ingest.Message{Partition: int(cd.partition), Offset: cd.offset, Time: cd.received, Value: cd.raw}
 				rt.Rate(cat, &m, &x, 0)
+				if sc.movedOutside(&cd.old, &x.Rating) {
+					t.skipped++
+					continue
+				}
 				t.add(&cd.old, &x.Rating)
 			}
 		}(parts[k])
@@ -553,7 +659,7 @@ func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, news 
 
 // commit is steps 2–6 of the Runner's doc for one chunk.
 func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
-	info map[int64]clientInfo, inScope func(int64) bool, dead []uint64, st staged, offsets map[int32]int64, cands []candidate, news []rater.XDR) error {
+	info map[int64]clientInfo, sc scope, dead []uint64, st staged, offsets map[int32]int64, cands []candidate, news []rater.XDR) error {
 	if r.beforeLock != nil {
 		r.beforeLock(c.n)
 	}
@@ -562,7 +668,10 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		return fmt.Errorf("postgres: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	next, err := lockOffsets(ctx, tx, r.cfg.Topic)
+	if err := ownChunk(ctx, tx, j, c.n); err != nil {
+		return err
+	}
+	next, err := lockOffsets(ctx, tx, j.Topic)
 	if err != nil {
 		return err
 	}
@@ -606,8 +715,7 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 			t.skipped++
 			continue
 		}
-		if !inScope(cd.old.Orig.ClientID) || !inScope(cd.old.Term.ClientID) ||
-			!inScope(nx.Rating.Orig.ClientID) || !inScope(nx.Rating.Term.ClientID) {
+		if sc.movedOutside(&cd.old, &nx.Rating) {
 			t.skipped++ // it would move the balance of a client outside the caller's subtree
 			continue
 		}
@@ -630,7 +738,7 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 			switch {
 			case h.Topic == sinks.RerateTopic && h.Offset == j.ID:
 				// This job's own claim, from an attempt that died: it stands.
-			case h.Topic == r.cfg.Topic && h.Offset >= next[int32(h.Partition)]:
+			case h.Topic == j.Topic && h.Offset >= next[int32(h.Partition)]:
 				drop[claim[k]] = true // a worker is billing this very CDR right now
 			}
 		}
@@ -735,6 +843,32 @@ func (r *Runner) claim(ctx context.Context, job int64, xs []*rater.XDR) (map[int
 		return nil, fmt.Errorf("commit the dedupe claims: %w", err)
 	}
 	return holders, nil
+}
+
+// topic is the CDR topic a new job checks the workers' stored offsets of:
+// the configured one when workers committed on it; else, when workers
+// committed on exactly one other topic, that one (a job checking a topic no
+// worker reads would take every CDR for in flight and change nothing); none
+// at all, the configured one (no worker billed anything yet).
+func (r *Runner) topic(ctx context.Context) (string, error) {
+	rows, err := r.pg.Query(ctx, `SELECT DISTINCT topic FROM consumed_offsets ORDER BY topic`)
+	if err != nil {
+		return "", fmt.Errorf("read the workers' topics: %w", err)
+	}
+	topics, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", fmt.Errorf("read the workers' topics: %w", err)
+	}
+	switch {
+	case len(topics) == 0 || slices.Contains(topics, r.cfg.Topic):
+		return r.cfg.Topic, nil
+	case len(topics) == 1:
+		r.log.Warn("no worker committed on the configured topic; the job checks the one topic workers committed on",
+			"configured", r.cfg.Topic, "topic", topics[0])
+		return topics[0], nil
+	}
+	return "", fmt.Errorf("no worker committed on topic %q (TARIFA_KAFKA_TOPIC, --topic); workers committed on %s: name the workers' topic",
+		r.cfg.Topic, strings.Join(topics, ", "))
 }
 
 // lockOffsets locks every stored offset of topic and returns them by
@@ -850,7 +984,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, t *tally, info map[int64]cl
 // fail marks a confirmed job failed (resumable) and returns err; a dry run
 // is left as it got.
 func (r *Runner) fail(j *Job, err error) error {
-	if !j.DryRun {
+	if !j.DryRun && !errors.Is(err, errLockLost) { // without the lock, the job may be another process's by now
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, uerr := r.pg.Exec(ctx, `UPDATE rerate_jobs SET state = 'failed', error = $2, updated_at = now() WHERE id = $1`,
@@ -862,7 +996,7 @@ func (r *Runner) fail(j *Job, err error) error {
 }
 
 func (t *tally) clone() *tally {
-	c := newTally()
+	c := newTally(t.scope)
 	c.selected, c.changed, c.skipped = t.selected, t.changed, t.skipped
 	for k, s := range t.clients {
 		cp := *s // a MicroSum's decimal is never changed in place: sharing it is safe
@@ -892,8 +1026,51 @@ func clientInfos(ctx context.Context, pg *pgxpool.Pool) (map[int64]clientInfo, e
 	return out, nil
 }
 
+// scope is the clients whose balances a reseller's job may move (sorted);
+// nil for an admin's job: every client.
+type scope []int64
+
+// has reports whether client id is in the scope (0, no client, always is).
+func (sc scope) has(id int64) bool {
+	if sc == nil || id == 0 {
+		return true
+	}
+	_, ok := slices.BinarySearch(sc, id)
+	return ok
+}
+
+// movedOutside reports whether rating a call new instead of old moves the
+// balance of a client outside the scope: a reseller's job leaves such a
+// call alone. A call of the reseller's client carried by someone else's
+// vendor is rerated as long as the vendor's side stays as it was.
+func (sc scope) movedOutside(old, new *rater.Rating) bool {
+	if sc == nil {
+		return false
+	}
+	var ids, micros [4]int64
+	n := 0
+	add := func(client, micro int64) {
+		for k := range n {
+			if ids[k] == client {
+				micros[k] += micro
+				return
+			}
+		}
+		ids[n], micros[n] = client, micro
+		n++
+	}
+	(&rater.XDR{Rating: *old}).Deltas(func(client, micro int64) { add(client, -micro) })
+	(&rater.XDR{Rating: *new}).Deltas(add)
+	for k := range n {
+		if micros[k] != 0 && !sc.has(ids[k]) {
+			return true
+		}
+	}
+	return false
+}
+
 // scopeClients returns the ids of the clients of reseller's subtree, sorted.
-func scopeClients(ctx context.Context, pg *pgxpool.Pool, reseller int64) ([]int64, error) {
+func scopeClients(ctx context.Context, pg *pgxpool.Pool, reseller int64) (scope, error) {
 	rows, err := pg.Query(ctx, `WITH RECURSIVE tree AS (SELECT id FROM resellers WHERE id = $1 UNION ALL
 		SELECT r.id FROM resellers r JOIN tree t ON r.parent_id = t.id)
 		SELECT id FROM clients WHERE reseller_id IN (SELECT id FROM tree) ORDER BY id`, reseller)
@@ -907,7 +1084,7 @@ func scopeClients(ctx context.Context, pg *pgxpool.Pool, reseller int64) ([]int6
 	if ids == nil {
 		ids = []int64{}
 	}
-	return ids, nil
+	return scope(ids), nil
 }
 
 // touchedInvoices lists the invoices of the job's clients whose period

@@ -436,7 +436,7 @@ func TestRerateKilledBetweenWritesAndBalances(t *testing.T) {
 		t.Fatalf("the same command again: %v", err)
 	}
 	fresh := w.runner(Config{})
-	done, err := fresh.Resume(ctx, 1, 0)
+	done, err := fresh.Resume(ctx, ResumeRequest{ID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

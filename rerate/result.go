@@ -23,23 +23,32 @@ const (
 // JSON (job, state, selected, changed, clients, transitions, invoices) and
 // what the jobs table records besides.
 type Job struct {
-	ID             int64         `json:"job"`
-	State          string        `json:"state"`
-	DryRun         bool          `json:"dry_run"`
-	Selected       int64         `json:"selected"`
-	Changed        int64         `json:"changed"`
-	Skipped        int64         `json:"skipped"`
-	Planned        int64         `json:"planned"`
-	Clients        []ClientDelta `json:"clients"`
-	Transitions    []Transition  `json:"transitions"`
-	Invoices       []Invoice     `json:"invoices"`
-	Selection      Selection     `json:"selection"`
-	Actor          string        `json:"actor"`
-	ResellerID     int64         `json:"reseller_id,omitempty"`
-	CatalogVersion int64         `json:"catalog_version"`
-	CreatedAt      time.Time     `json:"created_at"`
-	FinishedAt     *time.Time    `json:"finished_at"`
-	Error          string        `json:"error,omitempty"`
+	ID          int64         `json:"job"`
+	State       string        `json:"state"`
+	DryRun      bool          `json:"dry_run"`
+	Selected    int64         `json:"selected"`
+	Changed     int64         `json:"changed"`
+	Skipped     int64         `json:"skipped"`
+	Planned     int64         `json:"planned"`
+	Clients     []ClientDelta `json:"clients"`
+	Transitions []Transition  `json:"transitions"`
+	Invoices    []Invoice     `json:"invoices"`
+	Selection   Selection     `json:"selection"`
+	Actor       string        `json:"actor"`
+	ResellerID  int64         `json:"reseller_id,omitempty"`
+	// Topic is the CDR topic whose stored offsets the job checked.
+	Topic string `json:"topic"`
+	// CatalogVersion is the catalog the job started with;
+	// ResumedCatalogVersion, when not 0, the one it was resumed with after
+	// the catalog changed (asked for): its chunks from then on were rated
+	// against that.
+	CatalogVersion        int64      `json:"catalog_version"`
+	ResumedCatalogVersion int64      `json:"resumed_catalog_version,omitempty"`
+	CreatedAt             time.Time  `json:"created_at"`
+	FinishedAt            *time.Time `json:"finished_at"`
+	Error                 string     `json:"error,omitempty"`
+
+	lockPID uint32 // the backend holding the jobs' lock while this process runs the confirmed job
 }
 
 // ClientDelta is one client's side of a job: the selected calls it has on
@@ -83,6 +92,7 @@ type tally struct {
 	selected    int64
 	changed     int64
 	skipped     int64
+	scope       scope // the clients its result shows (nil: every one)
 }
 
 type clientSide struct {
@@ -95,8 +105,8 @@ type clientSum struct {
 	old, new sinks.MicroSum
 }
 
-func newTally() *tally {
-	return &tally{clients: map[clientSide]*clientSum{}, transitions: map[[2]string]int64{}}
+func newTally(sc scope) *tally {
+	return &tally{clients: map[clientSide]*clientSum{}, transitions: map[[2]string]int64{}, scope: sc}
 }
 
 // add counts one rated-again CDR: its old and new rating.
@@ -176,6 +186,9 @@ func (t *tally) result(j *Job, names map[int64]clientInfo) {
 	j.Selected, j.Changed, j.Skipped = t.selected, t.changed, t.skipped
 	j.Clients = j.Clients[:0]
 	for k, s := range t.clients {
+		if !t.scope.has(k.id) {
+			continue // a reseller's job does not show clients outside its subtree (their balances it left as they were)
+		}
 		info := names[k.id]
 		old, nw := s.old.Decimal(), s.new.Decimal()
 		j.Clients = append(j.Clients, ClientDelta{ClientID: k.id, Client: info.name, Side: k.side, Currency: info.currency,
@@ -210,8 +223,8 @@ func (t *tally) merge(o *tally) {
 }
 
 // tallyOf rebuilds the tally a job's stored result holds (a resumed job).
-func tallyOf(j *Job) *tally {
-	t := newTally()
+func tallyOf(j *Job, sc scope) *tally {
+	t := newTally(sc)
 	t.selected, t.changed, t.skipped = j.Selected, j.Changed, j.Skipped
 	for _, c := range j.Clients {
 		s := t.client(c.ClientID, c.Side)

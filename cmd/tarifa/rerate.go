@@ -34,7 +34,11 @@ period the selection touches. --yes runs the job, with a progress line on
 stderr, and prints the same result when done.
 
 A job killed in the middle is finished by 'tarifa rerate resume JOB', or by
-running the same command again. A job is refused while another is unfinished.
+running the same command again (a running 'tarifa api' also finishes a job
+whose process died, within a minute). A job is refused while another is
+unfinished. A job whose catalog changed since it started resumes only with
+--with-current-catalog: its remaining chunks are then rated against the
+catalog as it is now, and the job records that version.
 
   tarifa rerate jobs [--format table|json]     the jobs, newest first
   tarifa rerate resume JOB [--format …]        finish an unfinished job`
@@ -58,6 +62,7 @@ func runRerate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	yes := fs.Bool("yes", false, "run the job")
 	format := fs.String("format", "table", "table, csv or json")
 	common := rerateFlags(fs)
+	common.currentCatalog = currentCatalogFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -89,7 +94,7 @@ func runRerate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := sel.Validate(); err != nil {
 			return usage(err.Error())
 		}
-		j, err := r.Run(ctx, rerate.Request{Selection: sel, DryRun: *dry, Actor: "cli"})
+		j, err := r.Run(ctx, rerate.Request{Selection: sel, DryRun: *dry, Actor: "cli", CurrentCatalog: *common.currentCatalog})
 		if err != nil {
 			return err
 		}
@@ -105,6 +110,9 @@ func runRerateSub(ctx context.Context, sub string, args []string, stdout, stderr
 	fs := newFlagSet("rerate "+sub, line, rerateSummary, stderr)
 	format := fs.String("format", "table", "table or json (jobs); table, csv or json (resume)")
 	common := rerateFlags(fs)
+	if sub == "resume" {
+		common.currentCatalog = currentCatalogFlag(fs)
+	}
 	var id int64
 	rest := args
 	if sub == "resume" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -131,7 +139,7 @@ func runRerateSub(ctx context.Context, sub string, args []string, stdout, stderr
 	}
 	return common.with(ctx, stderr, func(pool *pgxpool.Pool, r *rerate.Runner) error {
 		if sub == "resume" {
-			j, err := r.Resume(ctx, id, 0)
+			j, err := r.Resume(ctx, rerate.ResumeRequest{ID: id, CurrentCatalog: *common.currentCatalog})
 			if err != nil {
 				return err
 			}
@@ -167,6 +175,7 @@ type rerateCommon struct {
 	chunk               *int
 	progress            *bool
 	cpuProfile          *string
+	currentCatalog      *bool // nil for jobs, which resumes nothing
 }
 
 func rerateFlags(fs *flag.FlagSet) *rerateCommon {
@@ -180,8 +189,17 @@ func rerateFlags(fs *flag.FlagSet) *rerateCommon {
 	}
 }
 
+func currentCatalogFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("with-current-catalog", false,
+		"resume a job although the catalog changed since it started: the chunks left are rated against the catalog as it is now")
+}
+
 // with opens the servers and a runner, and calls fn.
 func (c *rerateCommon) with(ctx context.Context, stderr io.Writer, fn func(*pgxpool.Pool, *rerate.Runner) error) error {
+	if *c.chunk < 1 || *c.chunk > 1_000_000 {
+		fmt.Fprintf(stderr, "--chunk-size %d: want 1 to 1000000\n", *c.chunk)
+		return errUsage
+	}
 	status := newStatusLine(stderr, *c.progress)
 	defer status.Done()
 	log := newLogger(status.logTo(stderr))
