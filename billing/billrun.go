@@ -163,7 +163,12 @@ func (s *Service) runClient(ctx context.Context, c Caller, id int64, at time.Tim
 	var out []examined
 	var made []*Invoice
 	var skipped []Skip
-	err := pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
+	release, err := s.slot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
 		cl, err := lockClient(ctx, tx, id)
 		if err != nil {
 			return err

@@ -37,6 +37,11 @@ func (s *Service) Create(ctx context.Context, c Caller, clientRef string, from, 
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.slot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	var out *Invoice
 	err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
 		res, err := s.createIn(ctx, tx, c, cl.ID, from, to, "manual")

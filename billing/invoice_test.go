@@ -338,3 +338,94 @@ func TestRerateAfterApproval(t *testing.T) {
 		t.Fatalf("void of a corrected invoice: %v", err)
 	}
 }
+
+// TestWorkedExampleOnAnInvoice: DOMAIN.md's worked example through a real
+// invoice (its four lines are charges of the period) under both settings
+// of the client.
+func TestWorkedExampleOnAnInvoice(t *testing.T) {
+	f := newFixture(t)
+	f.exec(`INSERT INTO tax_profiles (name, mode, taxes) VALUES
+		('vat-total', 'percent_of_total', '[{"name": "VAT", "percent": "21"}]'),
+		('vat-items', 'sum_of_items', '[{"name": "VAT", "percent": "21"}]')`)
+	f.exec(`INSERT INTO transactions (client_id, kind, amount, currency, ref, at) VALUES
+		(4, 'charge', 0.0050, 'USD', 'a', '2024-03-02'), (4, 'charge', 7.1144, 'USD', 'b', '2024-03-03'),
+		(4, 'charge', 5.1144, 'USD', 'c', '2024-03-04'), (4, 'charge', 3.1144, 'USD', 'd', '2024-03-05')`)
+	check := func(rounding, profile, net, tax, total string) {
+		t.Helper()
+		f.exec(`UPDATE clients SET invoice_rounding = $1, tax_profile_id = (SELECT id FROM tax_profiles WHERE name = $2) WHERE id = 4`, rounding, profile)
+		inv := f.create(plain, "2024-03-01", "2024-04-01") // regenerates the draft with the new settings
+		if len(inv.Charges) != 4 || len(inv.Taxes) != 1 {
+			t.Fatalf("%+v", inv)
+		}
+		got := fmt.Sprintf("%s %s %s", inv.Net.StringFixed(2), inv.Taxes[0].Amount.StringFixed(2), inv.Total.StringFixed(2))
+		if want := net + " " + tax + " " + total; got != want || inv.Rounding != rounding || inv.TaxProfile != profile {
+			t.Errorf("%s + %s: %s, want %s", rounding, profile, got, want)
+		}
+	}
+	check(billing.RoundThenSum, "vat-total", "15.34", "3.22", "18.56")
+	check(billing.SumThenRound, "vat-items", "15.35", "3.22", "18.57")
+	// Approved, the figures are frozen: a change of settings is not applied.
+	inv, _, err := f.svc.List(f.ctx, billing.Caller{}, billing.ListQuery{Client: "Plain"})
+	if err != nil || len(inv) != 1 {
+		t.Fatal(inv, err)
+	}
+	approved := f.approve(inv[0].ID)
+	f.exec(`UPDATE clients SET invoice_rounding = 'round_then_sum' WHERE id = 4`)
+	if _, err := f.svc.Create(f.ctx, billing.Caller{}, "Plain", day(t, "2024-03-01"), day(t, "2024-04-01")); err == nil {
+		t.Fatal("an approved period created again")
+	}
+	if again, _ := f.svc.Get(f.ctx, billing.Caller{}, approved.ID); again.Total.StringFixed(2) != "18.57" {
+		t.Fatalf("approved total %s", again.Total)
+	}
+	// The database refuses to change an approved invoice's figures or lines.
+	if _, err := f.db.PG.Exec(f.ctx, `UPDATE invoices SET total = 1 WHERE id = $1`, approved.ID); err == nil || !strings.Contains(err.Error(), "frozen") {
+		t.Fatalf("changing a frozen total: %v", err)
+	}
+	if _, err := f.db.PG.Exec(f.ctx, `DELETE FROM invoice_lines WHERE invoice_id = $1`, approved.ID); err == nil || !strings.Contains(err.Error(), "frozen") {
+		t.Fatalf("deleting frozen lines: %v", err)
+	}
+	if got := f.fixed(plain); got.String() != "-18.57" {
+		t.Fatalf("fixed %s: the charges reach it through the invoice only", got)
+	}
+}
+
+// TestChargesAndOverlaps: a charge is billed once, a late one by the next
+// invoice; a period overlapping another invoice is refused.
+func TestChargesAndOverlaps(t *testing.T) {
+	f := newFixture(t)
+	f.rate(dstMarch...)
+	f.exec(`INSERT INTO transactions (client_id, kind, amount, currency, ref, at) VALUES (1, 'charge', 25, 'USD', 'port-fee-03', '2024-03-05')`)
+	march := f.approve(f.create(london, "2024-03-01", "2024-04-01").ID)
+	want := billing.ComputeTotals([]decimal.Decimal{march.Lines[0].Amount, march.Lines[1].Amount, dec("25")}, billing.RoundThenSum, 2, nil)
+	if len(march.Charges) != 1 || march.Charges[0].Ref != "port-fee-03" || !march.Total.Equal(want.Total) || len(march.Lines) != 2 {
+		t.Fatalf("March %+v", march)
+	}
+	// posted in April, dated in March: March is issued, so April bills it
+	f.exec(`INSERT INTO transactions (client_id, kind, amount, currency, ref, at) VALUES (1, 'charge', 10, 'USD', 'late-fee-03', '2024-03-20')`)
+	april := f.create(london, "2024-04-01", "2024-05-01")
+	if len(april.Charges) != 1 || april.Charges[0].Ref != "late-fee-03" {
+		t.Fatalf("April charges %+v", april.Charges)
+	}
+	for _, p := range [][2]string{{"2024-03-15", "2024-04-15"}, {"2024-02-01", "2024-03-02"}, {"2024-04-10", "2024-04-20"}} {
+		_, err := f.svc.Create(f.ctx, billing.Caller{}, "London", day(t, p[0]), day(t, p[1]))
+		var ce *billing.ConflictError
+		if !errors.As(err, &ce) {
+			t.Errorf("%v overlapping: %v", p, err)
+		}
+	}
+	// Voiding the April draft frees its charge for the next invoice.
+	if _, err := f.svc.Void(f.ctx, billing.Caller{}, april.ID); err != nil {
+		t.Fatal(err)
+	}
+	if again := f.create(london, "2024-04-01", "2024-05-01"); len(again.Charges) != 1 || again.ID == april.ID {
+		t.Fatalf("April again %+v", again)
+	}
+	_, err := f.svc.Create(f.ctx, billing.Caller{}, "London", day(t, "2024-04-01"), day(t, "2024-04-01"))
+	var fe *billing.FieldError
+	if !errors.As(err, &fe) {
+		t.Fatalf("an empty period: %v", err)
+	}
+	if _, err := f.svc.Create(f.ctx, billing.Caller{}, "Nobody", day(t, "2024-04-01"), day(t, "2024-05-01")); !errors.Is(err, billing.ErrNotFound) {
+		t.Fatalf("an unknown client: %v", err)
+	}
+}

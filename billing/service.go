@@ -54,11 +54,17 @@ func (c *Config) Validate() error {
 // concurrent bill runs, creates and approvals of one client run one after
 // the other, and numbering holds the reseller's row lock. Calls block on
 // PostgreSQL and, for lines, on ClickHouse through the report package.
+//
+// Generating an invoice holds a transaction (the client's lock) while the
+// report package reads the rollup state on a connection of its own, so at
+// most half the pool's connections generate at once: concurrent bill runs
+// and creates never take every connection and wait for one another.
 type Service struct {
 	cfg     Config
 	pg      *pgxpool.Pool
 	reports *report.Reports
 	log     *slog.Logger
+	slots   chan struct{} // generations in flight
 }
 
 // New returns a service over pg (catalog, invoices, balances, mail queue)
@@ -67,7 +73,18 @@ func New(cfg Config, pg *pgxpool.Pool, reports *report.Reports, log *slog.Logger
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("billing config: %w", err)
 	}
-	return &Service{cfg: cfg, pg: pg, reports: reports, log: log}, nil
+	n := int(pg.Config().MaxConns) / 2
+	return &Service{cfg: cfg, pg: pg, reports: reports, log: log, slots: make(chan struct{}, max(n, 1))}, nil
+}
+
+// slot waits for a generation slot; release it with the returned func.
+func (s *Service) slot(ctx context.Context) (func(), error) {
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Caller is who asks: the scope of what it may see and change, and its
