@@ -58,6 +58,8 @@ install_missing() {
 	[[ -x /usr/sbin/clickhouse-server || -x /usr/bin/clickhouse-server ]] || pkgs+=(clickhouse-server)
 	command -v clickhouse-client >/dev/null || pkgs+=(clickhouse-client)
 	command -v kcat >/dev/null || pkgs+=(kcat)
+	# pdftotext reads invoice PDFs back in the billing tests.
+	command -v pdftotext >/dev/null || pkgs+=(poppler-utils)
 	((${#pkgs[@]} == 0)) && return 0
 	[[ $(id -u) == 0 ]] || die "missing packages (${pkgs[*]}) and not root to install them"
 	log "installing ${pkgs[*]}"
