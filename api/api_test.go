@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tarifa/tarifa/billing"
 	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/sinks/sinktest"
 )
@@ -41,7 +42,12 @@ func newEnv(t *testing.T) *testEnv {
 		defer e.mu.Unlock()
 		return e.xdrs[id], nil
 	}
-	s, err := New(Config{Reports: report.New(e.db.PG, e.db.CH, quietLog)}, e.db.PG, count, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	reports := report.New(e.db.PG, e.db.CH, quietLog)
+	bill, err := billing.New(billing.Config{}, e.db.PG, reports, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Reports: reports, Billing: bill}, e.db.PG, count, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,9 @@ var clients = &entity{
 		{name: "credit_limit", kind: kMoney},
 		{name: "unlimited", kind: kBool, doc: "postpaid: no available limit"},
 		{name: "payment_terms_id", kind: kRef, ref: "payment_terms"},
+		{name: "tax_profile_id", kind: kRef, ref: "tax_profiles", doc: "taxes of its invoices; null: none"},
+		{name: "invoice_rounding", kind: kEnum, enum: []string{"round_then_sum", "sum_then_round"}, doc: "default round_then_sum"},
+		{name: "invoice_precision", kind: kCount, doc: "decimals of invoice totals, 0 to 6; null: the currency's (2 for most)"},
 		{name: "orig_rate_table_id", kind: kRef, ref: "rate_tables"},
 		{name: "routing_plan", kind: kText, doc: "stored only"},
 		{name: "orig_capacity", kind: kCount},
@@ -128,6 +131,15 @@ func checkClient(ctx context.Context, tx pgx.Tx, p *principal, old, vals map[str
 		}
 		if !ok {
 			return invalid("payment_terms_id", "payment terms %d not found", idValue(v))
+		}
+	}
+	if v, given := vals["tax_profile_id"]; given && v != nil {
+		var ok bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tax_profiles WHERE id = $1)", idValue(v)).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			return invalid("tax_profile_id", "tax profile %d not found", idValue(v))
 		}
 	}
 	currency := strValue(value(old, vals, "currency"))

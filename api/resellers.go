@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tarifa/tarifa/billing"
 )
 
 // resellers: a tree through parent_id. A reseller token reads its own
@@ -31,7 +34,7 @@ var resellers = &entity{
 		{name: "credit_limit", kind: kMoney},
 		{name: "unlimited", kind: kBool, doc: "postpaid"},
 		{name: "invoice_template", kind: kText},
-		{name: "invoice_number_template", kind: kName, doc: "numbering template (No Tpl), {n} is the number"},
+		{name: "invoice_number_template", kind: kName, doc: "numbering template (No Tpl): {n} the number, {n:5} zero-padded, {yyyy} and {mm} of the issue date"},
 		{name: "invoice_last_number", kind: kInt, min: 0, max: 1e15, doc: "Last No"},
 		{name: "company_name", kind: kText},
 		{name: "email", kind: kEmail},
@@ -84,6 +87,12 @@ func checkReseller(ctx context.Context, tx pgx.Tx, p *principal, old, vals map[s
 					return invalid("parent_id", "reseller %d is %d itself or below it: that would make a cycle", parent, id)
 				}
 			}
+		}
+	}
+	if v, given := vals["invoice_number_template"]; given {
+		var fe *billing.FieldError
+		if err := billing.NumberTemplate(strValue(v)).Validate(); errors.As(err, &fe) {
+			return invalid(fe.Field, "%s", fe.Msg)
 		}
 	}
 	currency := strValue(value(old, vals, "currency"))

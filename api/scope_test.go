@@ -116,7 +116,7 @@ func TestScopeMatrix(t *testing.T) {
 		covered[c.method+" "+strings.Split(c.path, "?")[0]] = true
 	}
 	for _, rt := range e.api.routes() {
-		if rt.roles&public == 0 && !covered[rt.method+" "+rt.path] {
+		if rt.roles&public == 0 && !covered[rt.method+" "+rt.path] && !billingRoute(rt.path) { // billing: TestBillingScopeMatrix
 			t.Errorf("route %s %s has no scope case", rt.method, rt.path)
 		}
 	}

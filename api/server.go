@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tarifa/tarifa/billing"
 	"github.com/tarifa/tarifa/rater"
 	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/sinks"
@@ -30,6 +31,9 @@ type Config struct {
 	MaxBody int64
 	// Reports serves /v1/reports/…; nil answers them 503 (no ClickHouse).
 	Reports *report.Reports
+	// Billing serves /v1/invoices, /v1/billruns, /v1/statements and
+	// /v1/mail; nil answers them 503 (no ClickHouse).
+	Billing *billing.Service
 }
 
 // Validate fills defaults and checks the settings.
@@ -176,7 +180,7 @@ func (s *Server) routes() []route {
 
 		{"POST", "/v1/authorize", ar, "prepaid authorization of a call: allowed, rate and longest affordable duration", s.authorize},
 		{"GET", "/v1/audit", ar, "the audit log (?entity, ?entity_id, ?actor, ?from, ?to)", s.listAudit},
-	}, s.reportRoutes()...)
+	}, append(s.reportRoutes(), s.billingRoutes()...)...)
 }
 
 // wrap adds what every route shares: the body limit, authentication, the
