@@ -38,6 +38,7 @@ type Report struct {
 	TimeProfiles, RateTables, Resellers, Clients Counts
 	Accounts                                     Counts
 	Payments                                     Counts // Updated is always 0: payments are never changed
+	PaymentTerms, TaxProfiles                    Counts
 	Rates                                        []RateCounts
 	Changes                                      []string // such as `created client "Customer A"`
 	Version                                      int64    // catalog version after the apply
@@ -45,7 +46,7 @@ type Report struct {
 
 // Changed reports whether the apply changed (or, dry, would change) anything.
 func (r *Report) Changed() bool {
-	for _, c := range []Counts{r.TimeProfiles, r.RateTables, r.Resellers, r.Clients, r.Accounts, r.Payments} {
+	for _, c := range []Counts{r.TimeProfiles, r.RateTables, r.Resellers, r.Clients, r.Accounts, r.Payments, r.PaymentTerms, r.TaxProfiles} {
 		if c.changed() {
 			return true
 		}
@@ -74,6 +75,10 @@ func (r *Report) Write(w io.Writer) error {
 	line("rate tables", r.RateTables)
 	for _, rc := range r.Rates {
 		fmt.Fprintf(&b, "  rates of %q: %d added, %d changed, %d removed, %d unchanged\n", rc.Table, rc.Added, rc.Changed, rc.Removed, rc.Unchanged)
+	}
+	if r.PaymentTerms != (Counts{}) || r.TaxProfiles != (Counts{}) {
+		line("payment terms", r.PaymentTerms)
+		line("tax profiles", r.TaxProfiles)
 	}
 	line("resellers", r.Resellers)
 	line("clients", r.Clients)
@@ -153,7 +158,7 @@ func (a *applier) run(ctx context.Context) error {
 	if _, err := a.tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(applyLock)); err != nil {
 		return fmt.Errorf("lock catalog: %w", err)
 	}
-	for _, step := range []func(context.Context) error{a.profiles, a.rateTables, a.resellers, a.clients, a.payments} {
+	for _, step := range []func(context.Context) error{a.profiles, a.rateTables, a.billingSettings, a.resellers, a.clients, a.payments} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -476,6 +481,7 @@ func (a *applier) resellers(ctx context.Context) error {
 					{"credit_limit", "numeric", r.credit.String()},
 					{"unlimited", "boolean", r.Unlimited},
 					{"invoice_template", "text", r.InvoiceTemplate},
+					{"invoice_number_template", "text", r.InvoiceNumberTemplate},
 					{"company_name", "text", r.CompanyName},
 					{"email", "text", r.Email},
 					{"address", "text", r.Address},
@@ -538,6 +544,14 @@ func (a *applier) clients(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		terms, err := a.billingRef(ctx, e, "payment_terms", "payment_terms", "payment terms", c.PaymentTerms)
+		if err != nil {
+			return err
+		}
+		tax, err := a.billingRef(ctx, e, "tax_profile", "tax_profiles", "tax profile", c.TaxProfile)
+		if err != nil {
+			return err
+		}
 		var threshold any
 		if c.threshold != nil {
 			threshold = c.threshold.String()
@@ -570,6 +584,10 @@ func (a *applier) clients(ctx context.Context) error {
 				{"capacity_under_threshold", "integer", c.CapacityUnderThreshold},
 				{"invoice_template", "text", c.InvoiceTemplate},
 				{"autoinvoice", "boolean", c.Autoinvoice},
+				{"payment_terms_id", "bigint", terms},
+				{"tax_profile_id", "bigint", tax},
+				{"invoice_rounding", "text", c.InvoiceRounding},
+				{"invoice_precision", "integer", c.InvoicePrecision},
 				{"company_name", "text", c.CompanyName},
 				{"email_main", "text", c.EmailMain},
 				{"email_noc", "text", c.EmailNOC},

@@ -3,7 +3,9 @@
 // upserts by name.
 //
 // A catalog file names time profiles, rate tables (each with a deck CSV),
-// resellers, clients with their accounts, and payments. Apply makes the
+// payment terms and tax profiles, resellers, clients with their accounts,
+// and payments. The billing settings (billing.go) are checked and stored
+// by package billing's functions, the ones the API calls. Apply makes the
 // database agree with the file for every entry the file names, in one
 // transaction:
 //

@@ -30,6 +30,8 @@ type File struct {
 	Resellers    []Reseller                   `yaml:"resellers"`
 	Clients      []Client                     `yaml:"clients"`
 	Payments     []Payment                    `yaml:"payments"`
+	PaymentTerms []PaymentTerms               `yaml:"payment_terms"` // billing.go
+	TaxProfiles  []TaxProfile                 `yaml:"tax_profiles"`
 }
 
 // RateTable is a rate table and the deck CSV that holds all its rates.
@@ -54,11 +56,14 @@ type Reseller struct {
 	CreditLimit     string `yaml:"credit_limit"`
 	Unlimited       bool   `yaml:"unlimited"`
 	InvoiceTemplate string `yaml:"invoice_template"`
-	CompanyName     string `yaml:"company_name"`
-	Email           string `yaml:"email"`
-	Address         string `yaml:"address"`
-	TaxID           string `yaml:"tax_id"`
-	RegID           string `yaml:"reg_id"`
+	// InvoiceNumberTemplate is the numbering (billing.NumberTemplate);
+	// default "{n}".
+	InvoiceNumberTemplate string `yaml:"invoice_number_template"`
+	CompanyName           string `yaml:"company_name"`
+	Email                 string `yaml:"email"`
+	Address               string `yaml:"address"`
+	TaxID                 string `yaml:"tax_id"`
+	RegID                 string `yaml:"reg_id"`
 
 	credit decimal.Decimal
 }
@@ -103,6 +108,13 @@ type Client struct {
 	AccountDetails         string    `yaml:"account_details"`
 	Locale                 string    `yaml:"locale"`
 	Accounts               []Account `yaml:"accounts"`
+	// The billing settings (billing.go): names of payment terms and a
+	// tax profile, the rounding (default round_then_sum) and precision
+	// (default the currency's) of invoices.
+	PaymentTerms     string `yaml:"payment_terms"`
+	TaxProfile       string `yaml:"tax_profile"`
+	InvoiceRounding  string `yaml:"invoice_rounding"`
+	InvoicePrecision *int   `yaml:"invoice_precision"`
 
 	credit, vendorCredit decimal.Decimal
 	threshold            *decimal.Decimal
@@ -350,6 +362,8 @@ func (f *File) validate(v *validator) {
 			accounts[key] = ae
 		}
 	}
+
+	f.validateBilling(v)
 
 	refs := map[string]bool{}
 	for i := range f.Payments {
