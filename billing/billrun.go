@@ -266,7 +266,7 @@ func (r *BillRun) Summary() string {
 	}
 	var parts []string
 	for _, t := range r.Totals() {
-		parts = append(parts, fmt.Sprintf("%d %s (total %s)", t.Invoices, t.Currency, t.Total.String()))
+		parts = append(parts, fmt.Sprintf("%d %s (total %s)", t.Invoices, t.Currency, money(t.Total, Precision(t.Currency))))
 	}
 	s := fmt.Sprintf("bill run at %s %s %d invoice(s)", r.At.Format(time.RFC3339), verb, len(r.Invoices))
 	if len(parts) > 0 {

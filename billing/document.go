@@ -81,13 +81,13 @@ func (inv *Invoice) Table() *report.Table {
 			inv.PeriodFrom.String(), inv.PeriodTo.String(), kind, desc, ref, calls, minutes, amount})
 	}
 	for _, l := range inv.Lines {
-		row("traffic", l.CodeName, "", strconv.FormatInt(l.Calls, 10), l.Minutes().String(), money(l.Amount, 6))
+		row("traffic", l.CodeName, "", strconv.FormatInt(l.Calls, 10), l.Minutes().StringFixed(2), money(l.Amount, 6))
 	}
 	for _, c := range inv.Charges {
 		row("charge", "charge of "+c.At.In(inv.loc()).Format(time.DateOnly), c.Ref, "", "", money(c.Amount, 6))
 	}
 	for _, c := range inv.Corrections {
-		row("correction", c.CodeName, correctionRef(c), strconv.FormatInt(c.Calls, 10), minutesOf(c.BilledSeconds).String(), money(c.Amount, 6))
+		row("correction", c.CodeName, correctionRef(c), strconv.FormatInt(c.Calls, 10), minutesOf(c.BilledSeconds).StringFixed(2), money(c.Amount, 6))
 	}
 	row("net", "net", "", "", "", money(inv.Net, inv.Precision))
 	for _, x := range inv.Taxes {
@@ -188,7 +188,31 @@ func WritePDF(w io.Writer, inv *Invoice) error {
 	pdf.Ln(4)
 
 	cols := []float64{96, 22, 27, 35}
+	var current []string // the heading of the table being written, repeated atop the next page
+	pdf.SetHeaderFunc(func() {
+		if pdf.PageNo() == 1 {
+			return
+		}
+		pdf.SetFont("go", "", 8)
+		pdf.SetTextColor(110, 110, 110)
+		pdf.CellFormat(width, 5, inv.Title()+" · "+inv.Client+" · "+inv.PeriodFrom.String()+" to "+inv.LastDay().String(), "", 1, "L", false, 0, "")
+		pdf.SetTextColor(0, 0, 0)
+		if current != nil {
+			pdf.SetFont("go", "B", 9)
+			pdf.SetFillColor(230, 233, 238)
+			for i, n := range current {
+				align := "R"
+				if i == 0 {
+					align = "L"
+				}
+				pdf.CellFormat(cols[i], 6, n, "B", 0, align, true, 0, "")
+			}
+			pdf.Ln(-1)
+		}
+		pdf.SetFont("go", "", 9)
+	})
 	header := func(names ...string) {
+		current = names
 		pdf.SetFont("go", "B", 9)
 		pdf.SetFillColor(230, 233, 238)
 		for i, n := range names {
@@ -235,6 +259,7 @@ func WritePDF(w io.Writer, inv *Invoice) error {
 	}
 
 	// Totals on the right.
+	current = nil
 	pdf.Ln(4)
 	total := func(label, amount string, bold bool) {
 		style := ""
