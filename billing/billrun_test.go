@@ -130,8 +130,20 @@ func TestBillRunIdempotent(t *testing.T) {
 	if strings.Join(last, " ") != "2024-03-31 2024-03-31 2024-03-31 2024-03-31" {
 		t.Fatalf("last invoiced %v", last)
 	}
+	// A voided draft is made again by the next run, under a new id.
+	tok, _, err := f.svc.List(f.ctx, billing.Caller{}, billing.ListQuery{Client: "Tokyo"})
+	if err != nil || len(tok) != 1 {
+		t.Fatal(tok, err)
+	}
+	if _, err := f.svc.Void(f.ctx, billing.Caller{}, tok[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	redo, err := f.svc.BillRun(f.ctx, billing.Caller{}, at(t, "2024-04-20T00:00:00Z"), false)
+	if err != nil || len(redo.Invoices) != 1 || redo.Invoices[0].Client != "Tokyo" || redo.Invoices[0].ID == tok[0].ID {
+		t.Fatalf("the run after a void: %+v %v", redo, err)
+	}
 	// The due date is 15 days after the period's end, in the client's days.
-	inv, _, err := f.svc.List(f.ctx, billing.Caller{}, billing.ListQuery{Client: "Tokyo"})
+	inv, _, err := f.svc.List(f.ctx, billing.Caller{}, billing.ListQuery{Client: "Tokyo", State: billing.StateToVerify})
 	if err != nil || len(inv) != 1 || inv[0].DueAt.String() != "2024-04-16" || inv[0].Source != "billrun" {
 		t.Fatalf("Tokyo: %+v %v", inv, err)
 	}

@@ -100,7 +100,9 @@ func (s *Service) Approve(ctx context.Context, c Caller, id int64) (*Invoice, er
 }
 
 // Void voids an invoice: an approved one gives its total back to the fixed
-// balance, once, and keeps its number; a draft is discarded. An invoice
+// balance, once, and keeps its number; a draft is discarded. When it was
+// the client's latest invoice, the last invoiced date goes back to the day
+// before its period, so the next bill run invoices the period again. An invoice
 // whose period another invoice (not void) corrects is voided after that
 // one, so that no difference is billed twice. Voiding a void invoice is a
 // *ConflictError.
@@ -120,6 +122,14 @@ func (s *Service) Void(ctx context.Context, c Caller, id int64) (*Invoice, error
 		}
 		if _, err := tx.Exec(ctx, `UPDATE invoices SET state = 'void', voided_at = clock_timestamp(), updated_at = now() WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("void invoice %d: %w", id, err)
+		}
+		// The client's latest invoice voided: its period is invoiced by the
+		// next bill run again (a later invoice keeps the date where it is).
+		if cl.LastInvoiced.Equal(inv.PeriodTo.AddDays(-1)) {
+			if _, err := tx.Exec(ctx, `UPDATE clients SET last_invoiced_at = $2::date, updated_at = now() WHERE id = $1`,
+				cl.ID, inv.PeriodFrom.AddDays(-1).String()); err != nil {
+				return fmt.Errorf("client %d: last invoiced date: %w", cl.ID, err)
+			}
 		}
 		if approved(inv.State) {
 			return moveFixed(ctx, tx, inv.ClientID, inv.Total.String())
