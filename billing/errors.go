@@ -13,6 +13,7 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error is "field: message".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 func fieldErr(field, format string, args ...any) *FieldError {
@@ -30,6 +31,7 @@ type ConflictError struct {
 	Msg string
 }
 
+// Error is the message.
 func (e *ConflictError) Error() string { return e.Msg }
 
 func conflictErr(format string, args ...any) *ConflictError {

@@ -146,10 +146,12 @@ type DeliveryError struct {
 	Err    error
 }
 
+// Error says which mail and why.
 func (e *DeliveryError) Error() string {
 	return fmt.Sprintf("mail %d not delivered: %v", e.MailID, e.Err)
 }
 
+// Unwrap is the attempt's error.
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
 // DeliverQueued tries every queued mail once, oldest first, and returns how
