@@ -19,7 +19,7 @@ import (
 	"github.com/tarifa/tarifa/sinks"
 )
 
-const invoiceSummary = `Invoices (DOMAIN.md "Bill run"): made as drafts (to_verify) from the client's rated calls of
+const invoiceSummary = `Invoices (docs/DOMAIN.md "Bill run"): made as drafts (to_verify) from the client's rated calls of
 a period in its timezone (xdrs FINAL, by code name; mismatched calls are never on one), its
 charge transactions and the corrections of its earlier invoices that reratings changed;
 approved (to_send: numbered from the reseller's template, frozen, the fixed balance lowered
@@ -452,16 +452,34 @@ func runBillrun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+const mailUsage = `Usage: tarifa mail list [--state queued|sent|failed] [--limit 100] [--format table|json]
+       tarifa mail send [--id ID]
+
+The mail queue: every e-mail Tarifa sends (invoices), its state (queued, sent, failed),
+attempts and last error.
+
+Subcommands:
+  list   the queue, newest first
+  send   try the queued mails again (a failed one after its last attempt only with --id)
+
+Run 'tarifa mail list --help' or 'tarifa mail send --help' for their flags.
+`
+
 func runMail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	const summary = "The mail queue: every e-mail Tarifa sends (invoices), its state (queued, sent, failed),\n" +
 		"attempts and last error. 'list' shows it; 'send' tries the queued mails again (failed ones\n" +
 		"after their last attempt only with --id)."
-	if len(args) == 0 || (args[0] != "list" && args[0] != "send") {
-		fs := newFlagSet("mail", "mail list|send [flags]", summary, stderr)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
-			return parseFlags(fs, []string{"-h"})
-		}
-		fs.Usage()
+	if len(args) == 0 {
+		fmt.Fprint(stderr, mailUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "list", "send":
+	case "-h", "--help", "-help", "help":
+		fmt.Fprint(stdout, mailUsage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "unknown mail subcommand %q\n\n%s", args[0], mailUsage)
 		return errUsage
 	}
 	sub := args[0]

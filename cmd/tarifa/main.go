@@ -33,7 +33,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"api":       {"serve the management HTTP API (clients, accounts, rate tables, transactions, balances, authorize, reports, rerating, invoices)", runAPI},
 		"billrun":   {"create the invoices of every period closed under the clients' payment terms (--dry-run lists them)", runBillrun},
-		"catalog":   {"apply or check a declarative catalog file (time profiles, rate tables, resellers, clients, accounts, payments)", runCatalog},
+		"catalog":   {"apply or check a declarative catalog file (time profiles, rate tables, payment terms, tax profiles, resellers, clients, accounts, payments)", runCatalog},
 		"gen":       {"generate realistic CDRs from the catalog to Kafka or a file", runGen},
 		"invoice":   {"invoices: create, list, show (JSON, CSV, PDF, xDRs), approve, send, pay, void; vendor statements", runInvoice},
 		"mail":      {"the mail queue: list it, send what is queued", runMail},
