@@ -91,6 +91,8 @@ func fieldSchema(f catalog.Field) obj {
 		s = obj{"type": "integer", "minimum": 0, "nullable": true}
 	case catalog.KInt:
 		s = obj{"type": "integer", "minimum": f.Min, "maximum": f.Max}
+	case catalog.KIntNull:
+		s = obj{"type": "integer", "minimum": f.Min, "maximum": f.Max, "nullable": true}
 	case catalog.KBool:
 		s = obj{"type": "boolean"}
 	case catalog.KDate:
@@ -206,11 +208,17 @@ func buildOpenAPI(routes []route) obj {
 			return s
 		}(),
 	}
+	for k, v := range billingSchemas() {
+		schemas[k] = v
+	}
 	bodyOf := map[string]string{
 		"/v1/resellers": "Reseller", "/v1/managers": "Manager", "/v1/clients": "Client", "/v1/accounts": "Account",
 		"/v1/rate-tables": "RateTable", "/v1/transactions": "Transaction",
 	}
 	schemaFor := func(rt route) (req, resp string, list bool) {
+		if req, resp, list, ok := billingSchemaFor(rt); ok {
+			return req, resp, list
+		}
 		p := rt.path
 		switch {
 		case p == "/v1/authorize":

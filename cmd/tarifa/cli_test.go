@@ -43,5 +43,11 @@ func TestHelpTellsTheTruth(t *testing.T) {
 	f("worker --help", 0, []string{"-progress"}, nil)
 	f("gen --help", 0, []string{"-progress", "docs/DESIGN.md"}, nil)
 	f("rate --help", 0, []string{"-progress", "docs/DESIGN.md"}, nil)
-	f("api --help", 0, []string{"-metrics-addr", "-write-timeout", "1 MiB"}, nil)
+	f("api --help", 0, []string{"-metrics-addr", "-write-timeout", "1 MiB", "-smtp-addr"}, nil)
+	f("invoice --help", 0, []string{"Subcommands:", "statement", "docs/DOMAIN.md"}, []string{"Flags:"})
+	f("invoice create --help", 0, []string{"-client", "-from", "-to"}, []string{"-smtp-addr"})
+	f("billrun --help", 0, []string{"-dry-run", "-at"}, nil)
+	f("mail --help", 0, []string{"Subcommands:", "mail send"}, []string{"Flags:"})
+	f("mail", 2, []string{"Subcommands:"}, nil)
+	f("mail list --help", 0, []string{"-state", "-limit"}, []string{"-smtp-addr"})
 }
