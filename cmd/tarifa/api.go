@@ -105,7 +105,8 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer srv.Close() // stops the rerating jobs it runs, resumable, before their runner closes
-	srv.ResumeAbandoned(time.Minute) // a job whose process died does not block the next one for long
+	// A job whose process died does not block the next one for long.
+	srv.ResumeAbandoned(time.Minute)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
