@@ -363,7 +363,6 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 	}
 	go func() {
 		defer close(reads)
-		raters := []*rater.Rater{rater.NewRater(), rater.NewRater()}
 		for _, c := range chunks {
 			if c.done {
 				continue
@@ -374,7 +373,7 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			case <-pctx.Done():
 				return
 			}
-			err := r.read(pctx, rd, j, c, filter, cat, raters, sc)
+			err := r.read(pctx, rd, j, c, filter)
 			select {
 			case reads <- readResult{rd, err}:
 			case <-pctx.Done():
@@ -400,7 +399,7 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 		for attempt := 0; ; attempt++ {
 			if err == nil {
 				snapshot := t.clone()
-				if err = r.apply(ctx, j, rd, filter, cat, raters[0], t, info, sc); err == nil {
+				if err = r.apply(ctx, j, rd, filter, cat, raters, t, info, sc); err == nil {
 					break
 				}
 				t = snapshot
@@ -415,7 +414,7 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			case <-time.After(time.Duration(attempt+1) * time.Second):
 			}
 			// What a failed attempt wrote is staged: read the chunk again.
-			err = r.read(ctx, rd, j, c, filter, cat, raters, sc)
+			err = r.read(ctx, rd, j, c, filter)
 		}
 		done += int64(len(rd.cands))
 		free <- rd
@@ -536,7 +535,6 @@ type chunkRead struct {
 	offsets map[int32]int64 // the stored offsets before the chunk was read
 	cands   []candidate
 	news    []rater.XDR
-	dry     *tally
 }
 
 type readResult struct {
@@ -544,9 +542,9 @@ type readResult struct {
 	err error
 }
 
-// read reads chunk c's candidates into rd and rates them (step 1).
-func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, filter string, cat *rater.Catalog, raters []*rater.Rater,
-	sc scope) error {
+// read reads chunk c's candidates into rd (step 1); apply rates them, so
+// that reading the next chunk overlaps rating this one.
+func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, filter string) error {
 	rd.c, rd.dead, rd.st, rd.offsets = c, nil, nil, nil
 	if !j.DryRun {
 		var err error
@@ -563,22 +561,18 @@ func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, f
 		return err
 	}
 	rd.cands = cands
-	if j.DryRun {
-		rd.dry = tallyAll(cat, raters, rd.cands, sc)
-		return nil
-	}
-	rd.news = rateAll(cat, raters, rd.cands, rd.news)
 	return nil
 }
 
 // apply counts a dry run's chunk, or commits a confirmed job's (steps 2–6).
-func (r *Runner) apply(ctx context.Context, j *Job, rd *chunkRead, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
+func (r *Runner) apply(ctx context.Context, j *Job, rd *chunkRead, filter string, cat *rater.Catalog, raters []*rater.Rater, t *tally,
 	info map[int64]clientInfo, sc scope) error {
 	if j.DryRun {
-		t.merge(rd.dry)
+		t.merge(tallyAll(cat, raters, rd.cands, sc))
 		return r.record(ctx, nil, j, t, info)
 	}
-	return r.commit(ctx, j, rd.c, filter, cat, rt, t, info, sc, rd.dead, rd.st, rd.offsets, rd.cands, rd.news)
+	rd.news = rateAll(cat, raters, rd.cands, rd.news)
+	return r.commit(ctx, j, rd.c, filter, cat, raters[0], t, info, sc, rd.dead, rd.st, rd.offsets, rd.cands, rd.news)
 }
 
 // tallyAll rates each candidate's raw CDR as the worker would have and
