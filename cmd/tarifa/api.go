@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tarifa/tarifa/api"
+	"github.com/tarifa/tarifa/console"
 	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/rerate"
 	"github.com/tarifa/tarifa/sinks"
@@ -32,7 +33,8 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"64 MiB; a request must arrive within --read-timeout and each answer (each page of an\n"+
 			"export) be read within --write-timeout. ClickHouse is used to count a client's xDRs before\n"+
 			"a full delete, for /v1/reports and for /v1/rerate-jobs; without it, full deletes are refused\n"+
-			"and reports and rerating answer 503.", stderr)
+			"and reports and rerating answer 503. The operator console is served at / (--console=false\n"+
+			"to turn it off): sign in there with an API token; it shows what that token may see.", stderr)
 	addr := fs.String("addr", env("TARIFA_API_ADDR", "127.0.0.1:8480"), "listen address (TARIFA_API_ADDR)")
 	metricsAddr := fs.String("metrics-addr", env("TARIFA_API_METRICS_ADDR", ""), "address of /metrics of its own (TARIFA_API_METRICS_ADDR); empty: on --addr, admin tokens only")
 	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)")
@@ -45,6 +47,9 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&cfg.DeckReadTimeout, "deck-read-timeout", 10*time.Minute, "longest a deck CSV upload may take to arrive")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 30*time.Second, "longest a client may take to read an answer, or one page of an export")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long requests in flight may finish on stop")
+	withConsole := fs.Bool("console", true, "serve the operator console at / (a client of /v1: sign in with an API token)")
+	var consoleCfg console.Config
+	fs.DurationVar(&consoleCfg.SessionIdle, "console-session-idle", 12*time.Hour, "end a console session nobody used for this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -94,7 +99,15 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer srv.Close() // stops the rerating jobs it runs, resumable, before their runner closes
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	mux := http.NewServeMux()
-	mux.Handle("/", srv)
+	mux.Handle("/v1/", srv)
+	mux.Handle("/healthz", srv)
+	root := http.Handler(srv)
+	if *withConsole {
+		if root, err = console.New(consoleCfg, srv, log, reg); err != nil {
+			return err
+		}
+	}
+	mux.Handle("/", root)
 	servers := []*http.Server{srv.HTTPServer(mux)}
 	listeners := []string{*addr}
 	if *metricsAddr == "" {
