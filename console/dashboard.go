@@ -87,7 +87,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s *session) 
 		mq.Set("client", q.Get("client"))
 	}
 	if mm, err := c.reportOf(r, s, "mismatches", mq); err == nil {
-		d.Cards = append(d.Cards, card{Label: "Mismatches", Value: zero(total(mm, "calls")), Note: "calls"})
+		d.Cards = append(d.Cards, card{Label: "Mismatches", Value: zero(total(mm, "calls")), Note: "calls, either side"})
 	}
 	end := time.Now().Truncate(time.Minute)
 	rq := url.Values{"from": {end.Add(-rateWindow).UTC().Format(time.RFC3339)}, "to": {end.UTC().Format(time.RFC3339)}, "tz": {"UTC"}}
@@ -96,7 +96,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	if recent, err := c.reportOf(r, s, "summary", rq); err == nil {
 		n, _ := decimal.NewFromString(zero(total(recent, "calls")))
-		d.Cards = append(d.Cards, card{Label: "CDRs/s", Value: n.Div(decimal.NewFromInt(int64(rateWindow / time.Second))).StringFixed(1),
+		d.Cards = append(d.Cards, card{Label: "CDRs/s", Value: n.Div(decimal.NewFromInt(int64(rateWindow / time.Second))).StringFixed(2),
 			Note: fmt.Sprintf("set up %s–%s UTC", end.Add(-rateWindow).UTC().Format("15:04"), end.UTC().Format("15:04"))})
 	}
 	// Money per currency pair, never added across currencies.
