@@ -411,3 +411,7 @@ func parsePages() (map[string]*template.Template, error) {
 	}
 	return pages, nil
 }
+
+// Assets are the console's embedded templates and static files, for
+// checks that they name nothing outside the binary.
+func Assets() fs.FS { return assets }
