@@ -39,7 +39,10 @@ type env struct {
 	admin   string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the API's Config changed by set.
+func newEnvWith(t *testing.T, set func(*api.Config)) *env {
 	t.Helper()
 	e := &env{t: t, db: sinktest.New(t)}
 	rr, err := rerate.NewRunner(rerate.Config{ChunkSize: 100}, e.db.PG, e.db.CH, quiet)
@@ -54,7 +57,11 @@ func newEnv(t *testing.T) *env {
 		return int64(n), err
 	}
 	reg := prometheus.NewRegistry()
-	a, err := api.New(api.Config{Reports: report.New(e.db.PG, e.db.CH, quiet), Rerate: rr}, e.db.PG, count, quiet, reg)
+	cfg := api.Config{Reports: report.New(e.db.PG, e.db.CH, quiet), Rerate: rr}
+	if set != nil {
+		set(&cfg)
+	}
+	a, err := api.New(cfg, e.db.PG, count, quiet, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,9 @@ func (c *Console) rerateJob(w http.ResponseWriter, r *http.Request, s *session) 
 	if err := c.get(r, s, fmt.Sprintf("/v1/rerate-jobs/%d", id), nil, &job); err != nil {
 		return err
 	}
-	d := rerateJobData{J: job, Running: str(job["state"]) == "running", Clients: map[string]string{}}
+	// A job, dry run or not, is under way until it has finished (a failed
+	// one has finished too, and waits to be resumed).
+	d := rerateJobData{J: job, Running: job["finished_at"] == nil && str(job["state"]) != "failed", Clients: map[string]string{}}
 	d.Sel, _ = job["selection"].(obj)
 	if ids, ok := d.Sel["clients"].([]any); ok {
 		for _, v := range ids {

@@ -419,3 +419,48 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 }
+
+// TestRerateProgressInBrowser: a confirmed job the API does not finish
+// within its wait (202) is followed on its page, which refreshes itself
+// until the job is done; the balance then moved by the job's delta.
+func TestRerateProgressInBrowser(t *testing.T) {
+	e := newEnvWith(t, func(c *api.Config) { c.RerateWait = time.Nanosecond })
+	r := e.create("/v1/resellers", map[string]any{"name": "R", "currency": "USD"})
+	table := e.create("/v1/rate-tables", map[string]any{"name": "T", "currency": "USD"})
+	e.v1(200, e.admin, "POST", fmt.Sprintf("/v1/rate-tables/%d/rates", table), "code,rate\n49,0.06\n")
+	c := e.create("/v1/clients", map[string]any{"name": "Kunde", "reseller_id": r, "currency": "USD", "orig_rate_table_id": table})
+	e.create(fmt.Sprintf("/v1/clients/%d/accounts", c), map[string]any{"kind": "ip", "ident": "192.0.2.8"})
+	at := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+	var calls []call
+	for i := range 250 {
+		calls = append(calls, call{id: fmt.Sprintf("k%d", i), src: "192.0.2.8", dst: "4930123456", at: at.Add(time.Duration(i) * time.Second), seconds: 60})
+	}
+	e.commitCalls(calls...)
+	e.v1(200, e.admin, "POST", fmt.Sprintf("/v1/rate-tables/%d/rates?mode=replace", table), "code,rate\n49,0.12\n")
+
+	p := newBrowser(t, e.srv.URL).person(t)
+	p.signIn(e.admin)
+	p.open("/rerate?from=2026-11-03&to=2026-11-04")
+	p.click("form[action='/rerate'] button[type=submit]")
+	// The dry run too is followed until it is done; only then is it
+	// offered to run.
+	ctx, cancel := context.WithTimeout(p.ctx, 2*time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("form[action$='/confirm'] button"))); err != nil {
+		t.Fatalf("the dry run's page never offered to run it: %v\n%s", err, p.body())
+	}
+	p.see("250 selected", "250 changed", "Kunde")
+	row := strings.Join(strings.Fields(p.text("table.list tbody tr")), " ")
+	if want := "Kunde orig USD 250 15 30 15"; !strings.Contains(row, want) {
+		t.Errorf("dry run row %q, want %q", row, want)
+	}
+	p.click("form[action$='/confirm'] button")
+	p.see("is running; this page follows it")
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("h1 .state-done"))); err != nil {
+		t.Fatalf("the job's page never showed it done: %v\n%s", err, p.body())
+	}
+	p.see("250 changed")
+	if bal := e.v1(200, e.admin, "GET", fmt.Sprintf("/v1/clients/%d/balance", c), nil); bal["live"] != "-30.000000" {
+		t.Errorf("after the job the live balance is %v, want -30.000000", bal["live"])
+	}
+}
