@@ -11,7 +11,7 @@ VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_LD := -ldflags "-X main.version=$(VERSION)"
 WITH_ENV   := set -a && source $$( $(STACK) env >/dev/null 2>&1 && echo $(ENV) ) && set +a &&
 
-.PHONY: build test test-fresh demo bench bench-e2e bench-rerate bench-reports fuzz lint up down status migrate clean
+.PHONY: build test test-fresh demo bench bench-e2e bench-rerate bench-reports fuzz lint up down status migrate clean console-shots
 
 build:
 	go build $(GOFLAGS_LD) -o $(BIN) ./cmd/tarifa
@@ -61,6 +61,13 @@ bench-reports: up
 # for more): dry run and confirmed job, CDRs/s and peak RSS of each.
 bench-rerate: up
 	$(WITH_ENV) go test -run '^$$' -bench BenchmarkRerate -benchtime 1x -timeout 60m ./cmd/tarifa
+
+# console-shots: the README's pictures of the console, taken by its browser
+# test in headless Chromium, into docs/console (shrunk with pngquant when it
+# is installed).
+console-shots: up
+	$(WITH_ENV) TARIFA_CONSOLE_SHOTS=$(CURDIR)/docs/console go test -count=1 -run 'TestConsoleInBrowser$$' ./console
+	-command -v pngquant >/dev/null && pngquant --quality=70-90 --speed 1 --force --ext .png docs/console/*.png
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseCSV -fuzztime 30s ./codedeck

@@ -162,9 +162,9 @@ func num(t *testing.T, v any) int64 {
 
 // call is a CDR a switch sent: answered, for seconds, from src to dst.
 type call struct {
-	id, src, dst string
-	at           time.Time
-	seconds      int
+	id, src, dst, term string // term: the vendor's IP, if any
+	at                 time.Time
+	seconds            int
 }
 
 // commitCalls rates calls against the catalog as it is and commits them
@@ -189,8 +189,8 @@ func (e *env) commitCalls(calls ...call) {
 	rt := rater.NewRater()
 	for i, c := range calls {
 		end := c.at.Add(time.Duration(c.seconds) * time.Second)
-		raw := fmt.Sprintf(`{"id":%q,"switch":"sw1","setup_time":%q,"connect_time":%q,"disconnect_time":%q,"src_ip":%q,"dst":%q}`,
-			c.id, c.at.Format(time.RFC3339), c.at.Format(time.RFC3339), end.Format(time.RFC3339), c.src, c.dst)
+		raw := fmt.Sprintf(`{"id":%q,"switch":"sw1","setup_time":%q,"connect_time":%q,"disconnect_time":%q,"src_ip":%q,"dst":%q,"term_ip":%q}`,
+			c.id, c.at.Format(time.RFC3339), c.at.Format(time.RFC3339), end.Format(time.RFC3339), c.src, c.dst, c.term)
 		rt.Rate(cat, &ingest.Message{Partition: 0, Offset: first + int64(i), Time: c.at, Value: []byte(raw)}, &b.XDRs[i], 0)
 	}
 	if _, err := store.Commit(ctx, b); err != nil {

@@ -92,7 +92,7 @@ var (
 	rateTableLayout = layout{schema: "RateTable", groups: []layoutGroup{
 		{"Rate table", []string{"name", "currency", "parent_id", "reseller_id", "status", "notes"}},
 	}}
-	managerLayout = layout{schema: "Manager", skip: []string{"reseller_id"}, groups: []layoutGroup{
+	managerLayout = layout{schema: "Manager", skip: []string{"reseller_id", "status"}, groups: []layoutGroup{
 		{"Manager", []string{"name", "email"}},
 	}}
 )

@@ -204,10 +204,8 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("dashboard cards %q: want 3 calls, 3 answered, ASR 100.00", cards)
 		}
 		admin.see("Calls per hour", "0.300000") // revenue today, USD
-		admin.shot("dashboard")
 		admin.open("/reports/summary?grouped=1&by=orig_client")
 		admin.see("Customer A", "0.300000")
-		admin.shot("report-summary")
 		admin.open(fmt.Sprintf("/clients/%d", customer))
 		if bal := strings.Join(strings.Fields(admin.text(".balances")), " "); !strings.Contains(bal, "Live 499.700000") {
 			t.Errorf("after 3 calls at 0.10/min the balance reads %q, want live 499.700000", bal)
@@ -258,7 +256,6 @@ func TestConsoleInBrowser(t *testing.T) {
 		acc := e.create(fmt.Sprintf("/v1/clients/%d/accounts", temp), map[string]any{"kind": "ip", "ident": "198.51.100.99"})
 		admin.open("/clients")
 		admin.see("Customer A", "Temp Client", "Stranger Telecom", "599.640000", "777.770000")
-		admin.shot("clients")
 		admin.fill("input[name=name]", "cust")
 		admin.click("form.filters button[type=submit]")
 		admin.see("Customer A")
@@ -404,6 +401,31 @@ func TestConsoleInBrowser(t *testing.T) {
 		admin.open(fmt.Sprintf("/clients/%d", customer))
 		admin.shot("narrow")
 		admin.do(chromedp.EmulateViewport(1280, 860))
+	}
+
+	{
+		t.Log("== the README's pictures, after a day of traffic from another customer through a vendor")
+		b2 := e.create("/v1/clients", map[string]any{"name": "Customer B", "reseller_id": acmeWholesale, "currency": "USD",
+			"orig_rate_table_id": e.idByName("/v1/rate-tables", "retail-usd"), "unlimited": true, "tags": []string{"postpaid"}})
+		e.create(fmt.Sprintf("/v1/clients/%d/accounts", b2), map[string]any{"kind": "ip", "ident": "203.0.113.20"})
+		vendor := e.create("/v1/clients", map[string]any{"name": "Vendor X", "reseller_id": acmeWholesale, "currency": "USD", "term_rate_table_id": vendorTable})
+		e.create(fmt.Sprintf("/v1/clients/%d/accounts", vendor), map[string]any{"kind": "ip", "ident": "198.51.100.7", "orig": false, "term": true})
+		midnight, end := now.Truncate(24*time.Hour), now.Add(-time.Minute)
+		var day []call
+		for i := range 120 {
+			t0 := midnight.Add(end.Sub(midnight) * time.Duration(i) / 120)
+			day = append(day, call{id: fmt.Sprintf("b%d", i), src: "203.0.113.20", dst: fmt.Sprintf("44770090%04d", i), term: "198.51.100.7", at: t0, seconds: 30 + (i*37)%400})
+		}
+		e.commitCalls(day...)
+		admin.open("/")
+		admin.see("Calls per hour", "Revenue per hour (USD → USD)")
+		admin.shot("dashboard")
+		admin.open("/clients")
+		admin.see("Customer B", "unlimited")
+		admin.shot("clients")
+		admin.open("/reports/summary?grouped=1&by=orig_client&by=term_client&metric=revenue")
+		admin.see("Customer B", "Vendor X")
+		admin.shot("report-summary")
 	}
 
 	{
