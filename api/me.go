@@ -2,8 +2,8 @@ package api
 
 import "net/http"
 
-// caller is the answer of GET /v1/me.
-type caller struct {
+// whoami is the answer of GET /v1/me.
+type whoami struct {
 	TokenID    int64  `json:"token_id"`
 	Name       string `json:"name"`
 	Role       string `json:"role"`
@@ -16,7 +16,7 @@ type caller struct {
 // caller's own world without guessing it from refusals. Every role may
 // ask; it reveals nothing the token's holder does not already own.
 func (s *Server) me(w http.ResponseWriter, _ *http.Request, p *principal) error {
-	out := caller{TokenID: p.tokenID, Name: p.name, Role: p.role}
+	out := whoami{TokenID: p.tokenID, Name: p.name, Role: p.role}
 	switch p.role {
 	case RoleReseller:
 		out.ResellerID = &p.resellerID
