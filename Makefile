@@ -66,7 +66,7 @@ bench-rerate: up
 # test in headless Chromium, into docs/console (shrunk with pngquant when it
 # is installed).
 console-shots: up
-	$(WITH_ENV) TARIFA_CONSOLE_SHOTS=$(CURDIR)/docs/console go test -count=1 -run 'TestConsoleInBrowser$$' ./console
+	$(WITH_ENV) TARIFA_CONSOLE_SHOTS=$(CURDIR)/docs/console go test -count=1 -run 'TestConsoleInBrowser$$|TestInvoicesInBrowser' ./console
 	-command -v pngquant >/dev/null && pngquant --quality=70-90 --speed 1 --force --ext .png docs/console/*.png
 
 fuzz:

@@ -37,6 +37,7 @@ type env struct {
 	srv     *httptest.Server
 	console *console.Console
 	admin   string
+	base    string // the server's URL, when it is not srv (a real binary)
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
@@ -102,7 +103,7 @@ func (e *env) v1(want int, token, method, path string, body any) map[string]any 
 		buf, _ := json.Marshal(b)
 		rd = bytes.NewReader(buf)
 	}
-	req, _ := http.NewRequest(method, e.srv.URL+path, rd)
+	req, _ := http.NewRequest(method, e.url()+path, rd)
 	req.Header.Set("Authorization", "Bearer "+token)
 	if rd != nil {
 		req.Header.Set("Content-Type", ct)
@@ -169,18 +170,20 @@ type call struct {
 
 // commitCalls rates calls against the catalog as it is and commits them
 // as a worker does (xDRs in ClickHouse, balances in PostgreSQL).
-func (e *env) commitCalls(calls ...call) {
-	e.t.Helper()
+func (e *env) commitCalls(calls ...call) { commitCalls(e.t, e.db, calls...) }
+
+func commitCalls(t *testing.T, db *sinktest.DB, calls ...call) {
+	t.Helper()
 	ctx := context.Background()
-	cat, err := sinks.NewCatalogLoader(e.db.PG).Load(ctx)
+	cat, err := sinks.NewCatalogLoader(db.PG).Load(ctx)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	store := sinks.NewStore(e.db.PG, e.db.CH, prometheus.NewRegistry())
+	store := sinks.NewStore(db.PG, db.CH, prometheus.NewRegistry())
 	defer store.Close()
 	first, stored := int64(0), int64(-1) // the stored next offset; -1: none yet
-	if err := e.db.PG.QueryRow(ctx, "SELECT coalesce(max(next_offset), -1) FROM consumed_offsets WHERE topic = 'cdrs' AND partition = 0").Scan(&stored); err != nil {
-		e.t.Fatal(err)
+	if err := db.PG.QueryRow(ctx, "SELECT coalesce(max(next_offset), -1) FROM consumed_offsets WHERE topic = 'cdrs' AND partition = 0").Scan(&stored); err != nil {
+		t.Fatal(err)
 	}
 	if stored >= 0 {
 		first = stored
@@ -194,6 +197,26 @@ func (e *env) commitCalls(calls ...call) {
 		rt.Rate(cat, &ingest.Message{Partition: 0, Offset: first + int64(i), Time: c.at, Value: []byte(raw)}, &b.XDRs[i], 0)
 	}
 	if _, err := store.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serves reports whether the API has route path (an existing route asks
+// for a token, a missing one is not found).
+func (e *env) serves(path string) bool {
+	e.t.Helper()
+	resp, err := http.Get(e.url() + path)
+	if err != nil {
 		e.t.Fatal(err)
 	}
+	resp.Body.Close()
+	return resp.StatusCode != http.StatusNotFound
+}
+
+// url is where the server under test listens.
+func (e *env) url() string {
+	if e.base != "" {
+		return e.base
+	}
+	return e.srv.URL
 }

@@ -57,7 +57,8 @@ func (c *Console) loadSchemas() (map[string]schema, error) {
 }
 
 // layout groups an object's fields for people; fields of the schema it
-// does not name land in a last group, so none is ever hidden.
+// does not name land in a last group, so none is ever hidden, and fields
+// it names that the schema lacks are left out.
 type layout struct {
 	schema   string
 	groups   []layoutGroup
@@ -76,7 +77,7 @@ var (
 		{"Rating", []string{"bill_by", "orig_rate_table_id", "term_rate_table_id", "routing_plan", "orig_capacity", "term_capacity", "hidden_digits"}},
 		{"Credit and terms", []string{"unlimited", "credit_limit", "vendor_credit_limit", "payment_terms_id"}},
 		{"Low-balance notification", []string{"notify_client", "notify_admin", "low_balance_threshold", "capacity_under_threshold"}},
-		{"Invoicing", []string{"autoinvoice", "invoice_template", "last_invoiced_at"}},
+		{"Invoicing", []string{"autoinvoice", "invoice_template", "last_invoiced_at", "tax_profile_id", "invoice_rounding", "invoice_precision"}},
 		{"Company", []string{"company_name", "email_main", "email_noc", "email_billing", "email_rates", "address", "zip", "tax_id", "reg_id", "account_details"}},
 	}}
 	resellerLayout = layout{schema: "Reseller", groups: []layoutGroup{
