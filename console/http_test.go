@@ -288,3 +288,43 @@ func TestNothingFromElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestPaymentSentTwiceRecordedOnce: the payment form carries a reference
+// made when it was shown, so the same form sent twice (a double click, a
+// page sent again) records one payment, and says so.
+func TestPaymentSentTwiceRecordedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.create("/v1/resellers", map[string]any{"name": "R", "currency": "USD"})
+	c := e.create("/v1/clients", map[string]any{"name": "C", "reseller_id": r, "currency": "USD"})
+	v := e.visitor()
+	v.signIn(e.admin)
+	_, _, page := v.get(fmt.Sprintf("/clients/%d/transactions", c))
+	ref := regexp.MustCompile(`id="t-ref" name="ref" autocomplete="off" value="([^"]+)"`).FindStringSubmatch(page)
+	if ref == nil || !strings.HasPrefix(ref[1], "console-") {
+		t.Fatalf("the payment form carries no reference:\n%s", page)
+	}
+	form := url.Values{"csrf": {v.csrf}, "kind": {"payment"}, "amount": {"125.50"}, "ref": {ref[1]}}
+	var flashes []string
+	for range 2 {
+		code, loc, _ := v.post(fmt.Sprintf("/clients/%d/transactions", c), form)
+		if code != http.StatusSeeOther {
+			t.Fatalf("payment: %d", code)
+		}
+		_, _, after := v.get(loc)
+		flashes = append(flashes, regexp.MustCompile(`class="flash flash-ok" role="status">([^<]+)<`).FindStringSubmatch(after)[1])
+	}
+	if !strings.HasPrefix(flashes[0], "Payment of 125.500000 USD recorded") || !strings.Contains(flashes[1], "was recorded already") {
+		t.Errorf("messages %q", flashes)
+	}
+	if bal := e.v1(200, e.admin, "GET", fmt.Sprintf("/v1/clients/%d/balance", c), nil); bal["live"] != "125.500000" {
+		t.Errorf("live balance %v after the same form twice, want 125.500000", bal["live"])
+	}
+	// The API's refusal is shown with what was typed.
+	form.Set("amount", "12.1234567")
+	form.Set("ref", "other-ref")
+	code, _, body := v.post(fmt.Sprintf("/clients/%d/transactions", c), form)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "at most 6 decimal places") || !strings.Contains(body, `value="12.1234567"`) {
+		t.Errorf("a refused payment: %d\n%s", code, body)
+	}
+}
