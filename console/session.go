@@ -24,10 +24,14 @@ type identity struct {
 	Owner      string // the reseller's or client's name
 }
 
-// IsAdmin, IsReseller and IsClient say which world the session sees.
-func (i identity) IsAdmin() bool    { return i.Role == "admin" }
+// IsAdmin reports an admin token: the operator's whole world.
+func (i identity) IsAdmin() bool { return i.Role == "admin" }
+
+// IsReseller reports a reseller token: its own subtree.
 func (i identity) IsReseller() bool { return i.Role == "reseller" }
-func (i identity) IsClient() bool   { return i.Role == "client" }
+
+// IsClient reports a client token: the customer portal.
+func (i identity) IsClient() bool { return i.Role == "client" }
 
 // Operator is true for the admin and reseller roles: the console's
 // operator pages (clients, resellers, rerating, audit).
