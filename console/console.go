@@ -229,9 +229,13 @@ func (c *Console) routes() {
 		c.mux.Handle(p.pattern, c.page(p.h))
 	}
 	c.mux.Handle("POST /rate-tables/{id}/deck", c.pageWith(c.deckCheck, true))
-	c.mux.Handle("/", c.page(func(w http.ResponseWriter, r *http.Request, s *session) error {
-		return &APIError{Status: http.StatusNotFound, Msg: "no such page in the console"}
-	}))
+	// A path that is no page is not found, signed in or not (it is not a
+	// page to sign in for, and a script asking for an API path it thinks
+	// is there, such as /metrics on its own address, learns it is not).
+	c.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w)
+		c.renderError(w, r, c.session(r), &APIError{Status: http.StatusNotFound, Msg: "no such page in the console"})
+	})
 }
 
 // securityHeaders are on every answer: nothing loads from elsewhere, no

@@ -85,6 +85,9 @@ func TestSessionAndCSRF(t *testing.T) {
 	if code, loc, _ := v.get("/clients?name=x"); code != http.StatusSeeOther || loc != "/signin?next=%2Fclients%3Fname%3Dx" {
 		t.Fatalf("no session: %d to %q", code, loc)
 	}
+	if code, _, body := v.get("/metrics"); code != http.StatusNotFound || !strings.Contains(body, "no such page") {
+		t.Fatalf("a path that is no page: %d", code)
+	}
 	if code, _, body := v.post("/resellers/new", url.Values{"name": {"X"}, "currency": {"USD"}}); code != http.StatusForbidden || !strings.Contains(body, "signed out") {
 		t.Fatalf("a form without a session: %d %s", code, body)
 	}
