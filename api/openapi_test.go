@@ -202,6 +202,9 @@ func buildOpenAPI(routes []route) obj {
 		"AuditRecord": props("id", integer, "at", stamp, "actor", str, "token_id", integer, "action", str, "entity", str,
 			"entity_id", integer, "reseller_id", obj{"type": "integer", "nullable": true},
 			"before", obj{"type": "object", "nullable": true}, "after", obj{"type": "object", "nullable": true}),
+		"Caller": props("token_id", integer, "name", str, "role", obj{"type": "string", "enum": []string{RoleAdmin, RoleReseller, RoleClient}},
+			"reseller_id", obj{"type": "integer", "nullable": true, "description": "reseller tokens"},
+			"client_id", obj{"type": "integer", "nullable": true, "description": "client tokens"}),
 		"LastInvoiced": func() obj {
 			s := props("client_ids", obj{"type": "array", "items": integer}, "last_invoiced_at", obj{"type": "string", "format": "date"})
 			s["required"] = []string{"client_ids", "last_invoiced_at"}
@@ -223,6 +226,8 @@ func buildOpenAPI(routes []route) obj {
 		switch {
 		case p == "/v1/authorize":
 			return "AuthorizeRequest", "AuthorizeAnswer", false
+		case p == "/v1/me":
+			return "", "Caller", false
 		case p == "/v1/audit":
 			return "", "AuditRecord", true
 		case p == "/v1/transactions":

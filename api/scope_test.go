@@ -65,6 +65,7 @@ func TestScopeMatrix(t *testing.T) {
 	adminOnly := func(s int) [3][2]int { return [3][2]int{{s, s}, {forbidden, forbidden}, {forbidden, forbidden}} }
 	refScoped := func(s int) [3][2]int { return [3][2]int{{s, s}, {s, invalidS}, {forbidden, forbidden}} }
 	cases := []tc{
+		{"GET", "/v1/me", ids{}, nil, [3][2]int{{ok, ok}, {ok, ok}, {ok, ok}}},
 		{"GET", "/v1/resellers", ids{}, nil, all(ok)},
 		{"POST", "/v1/resellers", ids{r1a, r2}, func(id int64) any {
 			return map[string]any{"name": uniq("new"), "currency": "USD", "parent_id": id}

@@ -211,6 +211,7 @@ func (s *Server) routes() []route {
 	return append([]route{
 		{"GET", "/healthz", public, "liveness: the server answers and PostgreSQL is reachable", s.healthz},
 		{"GET", "/v1/openapi.json", public, "this API's OpenAPI document", s.openapi},
+		{"GET", "/v1/me", arc, "the caller's token: id, name, role and the reseller or client it belongs to", s.me},
 
 		{"GET", "/v1/resellers", ar, "list resellers (?archived=true for deleted ones, ?parent_id)", s.listResellers},
 		{"POST", "/v1/resellers", ar, "create a reseller", s.createH(catalog.Resellers)},

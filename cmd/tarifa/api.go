@@ -16,6 +16,7 @@ import (
 
 	"github.com/tarifa/tarifa/api"
 	"github.com/tarifa/tarifa/billing"
+	"github.com/tarifa/tarifa/console"
 	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/rerate"
 	"github.com/tarifa/tarifa/sinks"
@@ -35,7 +36,9 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"must arrive within --read-timeout and each answer (each page of an export) be read within\n"+
 			"--write-timeout. ClickHouse is used to count a client's xDRs before a full delete, for\n"+
 			"/v1/reports, /v1/rerate-jobs and invoices; without it, full deletes are refused and\n"+
-			"reports, rerating and invoices answer 503. Invoice send mails through --smtp-addr.", stderr)
+			"reports, rerating and invoices answer 503. Invoice send mails through --smtp-addr.\n"+
+			"The operator console is served at / (--console=false to turn it off): sign in there\n"+
+			"with an API token; it shows what that token may see.", stderr)
 	addr := fs.String("addr", env("TARIFA_API_ADDR", "127.0.0.1:8480"), "listen address (TARIFA_API_ADDR)")
 	metricsAddr := fs.String("metrics-addr", env("TARIFA_API_METRICS_ADDR", ""), "address of /metrics of its own (TARIFA_API_METRICS_ADDR); empty: on --addr, admin tokens only")
 	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)")
@@ -51,6 +54,9 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	smtpAddr := fs.String("smtp-addr", env("TARIFA_SMTP_ADDR", ""), "SMTP server host:port for invoice send (TARIFA_SMTP_ADDR; TARIFA_SMTP_USER and _PASSWORD authenticate)")
 	smtpFrom := fs.String("smtp-from", env("TARIFA_SMTP_FROM", ""), "sender address of invoices (TARIFA_SMTP_FROM)")
 	smtpTLS := fs.String("smtp-tls", env("TARIFA_SMTP_TLS", billing.TLSAuto), "auto, starttls, tls or none (TARIFA_SMTP_TLS)")
+	withConsole := fs.Bool("console", true, "serve the operator console at / (a client of /v1: sign in with an API token)")
+	var consoleCfg console.Config
+	fs.DurationVar(&consoleCfg.SessionIdle, "console-session-idle", 12*time.Hour, "end a console session nobody used for this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -109,7 +115,15 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	srv.ResumeAbandoned(time.Minute)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	mux := http.NewServeMux()
-	mux.Handle("/", srv)
+	mux.Handle("/v1/", srv)
+	mux.Handle("/healthz", srv)
+	root := http.Handler(srv)
+	if *withConsole {
+		if root, err = console.New(consoleCfg, srv, log, reg); err != nil {
+			return err
+		}
+	}
+	mux.Handle("/", root)
 	servers := []*http.Server{srv.HTTPServer(mux)}
 	listeners := []string{*addr}
 	if *metricsAddr == "" {
