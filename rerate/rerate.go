@@ -363,6 +363,11 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 	}
 	go func() {
 		defer close(reads)
+		// A confirmed job's chunks are rated here too, so that rating the
+		// next chunk overlaps committing this one (its commit waits on the
+		// servers); a dry run's are rated by the applier, which has nothing
+		// else to do.
+		raters := []*rater.Rater{rater.NewRater(), rater.NewRater()}
 		for _, c := range chunks {
 			if c.done {
 				continue
@@ -373,9 +378,16 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			case <-pctx.Done():
 				return
 			}
+			began := time.Now()
 			err := r.read(pctx, rd, j, c, filter)
+			took := time.Since(began)
+			var rated time.Duration
+			if err == nil && !j.DryRun {
+				rd.news, rd.rated = rateAll(cat, raters, rd.cands, rd.news), true
+				rated = time.Since(began) - took
+			}
 			select {
-			case reads <- readResult{rd, err}:
+			case reads <- readResult{rd, err, took, rated}:
 			case <-pctx.Done():
 				return
 			}
@@ -384,22 +396,27 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			}
 		}
 	}()
-	raters := []*rater.Rater{rater.NewRater(), rater.NewRater()}
+	p := &pass{j: j, filter: filter, cat: cat, raters: []*rater.Rater{rater.NewRater(), rater.NewRater()}, info: info, sc: sc}
 	for _, c := range chunks {
 		if c.done {
 			continue
 		}
 		var rr readResult
+		waited := time.Now()
 		select {
 		case rr = <-reads:
 		case <-ctx.Done():
 			return j, r.fail(j, ctx.Err())
 		}
+		p.ph.WaitRead += time.Since(waited)
+		p.ph.Read += rr.took
+		p.ph.Rate += rr.rated
 		rd, err := rr.rd, rr.err
 		for attempt := 0; ; attempt++ {
 			if err == nil {
 				snapshot := t.clone()
-				if err = r.apply(ctx, j, rd, filter, cat, raters, t, info, sc); err == nil {
+				p.t = t
+				if err = r.apply(ctx, p, rd); err == nil {
 					break
 				}
 				t = snapshot
@@ -422,7 +439,45 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			r.cfg.Progress(Progress{Job: j.ID, Done: done, Planned: planned, Elapsed: time.Since(start)})
 		}
 	}
-	return r.finish(ctx, j, t, info)
+	j, err = r.finish(ctx, j, t, info)
+	if err == nil {
+		r.log.Info("rerating job finished: where its time went (read runs one chunk ahead of the rest)", "job", j.ID, "state", j.State,
+			"cdrs", done, "took", time.Since(start).Round(time.Millisecond), p.ph.attrs())
+	}
+	return j, err
+}
+
+// Phases is where a job's time went in this process, summed over its
+// chunks: reading runs one chunk ahead of the rest (WaitRead is how long
+// the rest waited for it); the others follow one another.
+type Phases struct {
+	Read     time.Duration // reading chunks from ClickHouse
+	WaitRead time.Duration // waiting for the next chunk to be read
+	Rate     time.Duration // rating them again
+	Lock     time.Duration // taking the partitions' offsets (waiting for the workers' commits in progress)
+	Check    time.Duration // checking, or reading again, what workers changed since the chunk was read
+	Claim    time.Duration // claiming the dedupe keys of the calls made billable
+	Stage    time.Duration // recording the old xDRs in rerate_staged
+	Write    time.Duration // writing the new xDRs
+	Balances time.Duration // moving the balances, marking rollup hours, recording the chunk and committing
+}
+
+func (ph *Phases) attrs() slog.Attr {
+	r := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	return slog.Group("phases", "read", r(ph.Read), "wait_read", r(ph.WaitRead), "rate", r(ph.Rate), "lock", r(ph.Lock),
+		"check", r(ph.Check), "claim", r(ph.Claim), "stage", r(ph.Stage), "write", r(ph.Write), "balances", r(ph.Balances))
+}
+
+// pass is one run of a job in this process: what its chunks share.
+type pass struct {
+	j      *Job
+	filter string
+	cat    *rater.Catalog
+	raters []*rater.Rater
+	t      *tally
+	info   map[int64]clientInfo
+	sc     scope
+	ph     Phases
 }
 
 // open creates the job row and its plan, or loads the job to resume.
@@ -535,17 +590,19 @@ type chunkRead struct {
 	offsets map[int32]int64 // the stored offsets before the chunk was read
 	cands   []candidate
 	news    []rater.XDR
+	rated   bool // news holds the rating of cands
 }
 
 type readResult struct {
-	rd  *chunkRead
-	err error
+	rd          *chunkRead
+	err         error
+	took, rated time.Duration // reading it, rating it
 }
 
 // read reads chunk c's candidates into rd (step 1); apply rates them, so
 // that reading the next chunk overlaps rating this one.
 func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, filter string) error {
-	rd.c, rd.dead, rd.st, rd.offsets = c, nil, nil, nil
+	rd.c, rd.dead, rd.st, rd.offsets, rd.rated = c, nil, nil, nil, false
 	if !j.DryRun {
 		var err error
 		if rd.dead, rd.st, err = loadStaged(ctx, r.ch, j.ID, c.n); err != nil {
@@ -565,14 +622,18 @@ func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, f
 }
 
 // apply counts a dry run's chunk, or commits a confirmed job's (steps 2–6).
-func (r *Runner) apply(ctx context.Context, j *Job, rd *chunkRead, filter string, cat *rater.Catalog, raters []*rater.Rater, t *tally,
-	info map[int64]clientInfo, sc scope) error {
-	if j.DryRun {
-		t.merge(tallyAll(cat, raters, rd.cands, sc))
-		return r.record(ctx, nil, j, t, info)
+func (r *Runner) apply(ctx context.Context, p *pass, rd *chunkRead) error {
+	began := time.Now()
+	if p.j.DryRun {
+		p.t.merge(tallyAll(p.cat, p.raters, rd.cands, p.sc))
+		p.ph.Rate += time.Since(began)
+		return r.record(ctx, nil, p.j, p.t, p.info)
 	}
-	rd.news = rateAll(cat, raters, rd.cands, rd.news)
-	return r.commit(ctx, j, rd.c, filter, cat, raters[0], t, info, sc, rd.dead, rd.st, rd.offsets, rd.cands, rd.news)
+	if !rd.rated { // read again after a failed attempt
+		rd.news, rd.rated = rateAll(p.cat, p.raters, rd.cands, rd.news), true
+		p.ph.Rate += time.Since(began)
+	}
+	return r.commit(ctx, p, rd)
 }
 
 // tallyAll rates each candidate's raw CDR as the worker would have and
@@ -621,8 +682,11 @@ func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, sc s
 // news (its slots reused), sharing the work between the raters (one
 // goroutine each).
 func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, news []rater.XDR) []rater.XDR {
-	for len(news) < len(cands) {
-		news = append(news[:cap(news)], rater.XDR{})
+	if n := len(cands); cap(news) < n {
+		// Every slot up to the capacity keeps its decode buffers; grow once,
+		// by what is missing (appending to news[:cap] slot by slot doubled
+		// the capacity at every chunk a little larger than the last).
+		news = append(news[:cap(news)], make([]rater.XDR, n-cap(news))...)
 	}
 	news = news[:len(cands)]
 	per := (len(cands) + len(raters) - 1) / len(raters)
@@ -652,10 +716,17 @@ func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, news 
 }
 
 // commit is steps 2–6 of the Runner's doc for one chunk.
-func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
-	info map[int64]clientInfo, sc scope, dead []uint64, st staged, offsets map[int32]int64, cands []candidate, news []rater.XDR) error {
+func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
+	j, c, t, sc, dead, st, cands, news := p.j, rd.c, p.t, p.sc, rd.dead, rd.st, rd.cands, rd.news
 	if r.beforeLock != nil {
 		r.beforeLock(c.n)
+	}
+	ph := &p.ph
+	mark := time.Now()
+	lap := func(d *time.Duration) {
+		now := time.Now()
+		*d += now.Sub(mark)
+		mark = now
 	}
 	tx, err := r.pg.Begin(ctx)
 	if err != nil {
@@ -669,24 +740,27 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 	if err != nil {
 		return err
 	}
+	lap(&ph.Lock)
 	// No worker committed since the chunk was read (no stored offset
 	// moved): what it read is what balances hold — a worker's attempt that
 	// wrote since and failed is in flight, and its retry meets the job's
 	// dedupe claims (see inFlight). Otherwise check row by row.
-	same := offsetsEqual(offsets, next)
+	same := offsetsEqual(rd.offsets, next)
 	if !same {
-		if same, err = unchanged(ctx, r.ch, c, filter, dead, cands); err != nil {
+		if same, err = unchanged(ctx, r.ch, c, p.filter, dead, cands); err != nil {
 			return err
 		}
 	}
 	if !same {
 		// A worker wrote into the chunk since it was read: read it again,
 		// now that no worker can.
-		if cands, err = scan(ctx, r.ch, c, filter, dead, cands[:0]); err != nil {
+		if cands, err = scan(ctx, r.ch, c, p.filter, dead, cands[:0]); err != nil {
 			return err
 		}
-		news = rateAll(cat, []*rater.Rater{rt}, cands, news)
+		news = rateAll(p.cat, p.raters, cands, news)
+		rd.cands, rd.news = cands, news
 	}
+	lap(&ph.Check)
 	var write, claim []int
 	for i := range cands {
 		cd, nx := &cands[i], &news[i]
@@ -726,6 +800,7 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 	if err != nil {
 		return err
 	}
+	lap(&ph.Claim)
 	if len(holders) > 0 {
 		drop := map[int]bool{}
 		for k, h := range holders {
@@ -763,9 +838,11 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 				changed = append(changed, i)
 			}
 		}
+		lap(&ph.Claim) // the clock and the choice belong with the claims
 		if err := stage(ctx, r.ch, j.ID, c.n, version, cands, changed); err != nil {
 			return err
 		}
+		lap(&ph.Stage)
 		// The new xDRs are written in place: those left alone are marked
 		// so that the writer skips them.
 		writing := make([]bool, len(news))
@@ -786,6 +863,7 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		if err := r.w.Write(ctx, news, false); err != nil {
 			return fmt.Errorf("write the new xDRs: %w", err)
 		}
+		lap(&ph.Write)
 		if r.afterWrite != nil {
 			if err := r.afterWrite(c.n); err != nil {
 				return err
@@ -807,12 +885,13 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		j.ID, c.n, int64(version)); err != nil {
 		return fmt.Errorf("record the chunk: %w", err)
 	}
-	if err := r.record(ctx, tx, j, t, info); err != nil {
+	if err := r.record(ctx, tx, j, t, p.info); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit the chunk: %w", err)
 	}
+	lap(&ph.Balances)
 	return nil
 }
 
