@@ -33,6 +33,10 @@ func TestHelpTellsTheTruth(t *testing.T) {
 	}
 	f("--version", 0, []string{"tarifa "}, nil)
 	f("--help", 0, []string{"TARIFA_LOG_LEVEL", "docs/DESIGN.md", "--version"}, nil)
+	f("report mismatches --help", 0, []string{"The mismatches report:", "-by string"}, []string{"Subcommands:", "origterm"})
+	f("report --help", 0, []string{"Subcommands:", "origterm", "refresh"}, nil)
+	f("rerate resume --help", 0, []string{"-with-current-catalog"}, nil)
+	f("rerate --help", 0, []string{"-with-current-catalog", "within a minute"}, nil)
 	f("catalog --help", 0, []string{"apply", "check", "docs/DESIGN.md"}, []string{"Flags:"})
 	f("catalog", 2, []string{"Subcommands:"}, nil)
 	f("catalog check --help", 0, []string{"-f string", "without a database"}, []string{"dry-run", "pg-dsn"})

@@ -206,7 +206,7 @@ func (c *rerateCommon) with(ctx context.Context, stderr io.Writer, fn func(*pgxp
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A job's memory is its chunks in flight; a soft limit keeps the
 		// garbage of a long job from doubling it (GOMEMLIMIT overrides)...
-		debug.SetMemoryLimit(450 << 20)
+		debug.SetMemoryLimit(400 << 20)
 		if os.Getenv("GOGC") == "" {
 			// ... and under it the collector may run a third as often: a
 			// job's garbage is the raw CDRs of chunks gone by.
