@@ -13,6 +13,10 @@ import (
 // the side and reason it always groups by.
 var MismatchDimensions = []string{"day", "hour", "month", "reseller", "orig_client", "term_client", "switch"}
 
+// NoTermLeg is the reason the mismatch report gives the rated calls whose
+// CDR named no vendor at all: billed to the customer, with no cost.
+const NoTermLeg = "no_term_leg"
+
 // MismatchQuery selects the mismatch report.
 type MismatchQuery struct {
 	Period Period
@@ -22,7 +26,7 @@ type MismatchQuery struct {
 
 // MismatchRow is one reason (within one group of By): orig reasons (status
 // mismatch: the call is not billed until rerated, and never reaches an
-// invoice) and term reasons (billed without a vendor cost).
+// invoice), term reasons (billed without a vendor cost) and no_term_leg.
 type MismatchRow struct {
 	Keys       []string
 	Side       string // orig | term
@@ -91,12 +95,10 @@ func (r *Reports) Mismatches(ctx context.Context, s Scope, q MismatchQuery) (*Mi
 		sel = "[" + strings.Join(keys, ", ") + "]"
 	}
 	conds = append([]string{timeRange("event_time", q.Period.From, q.Period.To),
-		// A CDR that names no vendor at all is not a mismatch (DOMAIN.md
-		// "Matching"): only orig reasons and term reasons are listed.
-		"(status = 'mismatch' OR term_reason != '')"}, conds...)
+		"(status = 'mismatch' OR term_reason != '' OR term_client_id = 0)"}, conds...)
 	query := `SELECT ` + sel + ` AS keys,
 		if(status = 'mismatch', 'orig', 'term') AS side,
-		if(status = 'mismatch', reason, term_reason) AS why,
+		multiIf(status = 'mismatch', reason, term_reason != '', term_reason, '` + NoTermLeg + `') AS why,
 		count() AS n, sum(duration_ms),
 		arrayMap(x -> x.1, ` + examples + `), arrayMap(x -> x.2, ` + examples + `), arrayMap(x -> x.3, ` + examples + `),
 		minIf(detail, detail != '')
@@ -137,8 +139,8 @@ func (r *Reports) Mismatches(ctx context.Context, s Scope, q MismatchQuery) (*Mi
 func (m *Mismatches) Table() *Table {
 	t := &Table{
 		Title: "Mismatches, " + m.Query.Period.String() + ", event time in [from, to)",
-		Note: "Orig reasons are not billed until rerated and never reach an invoice; term reasons are billed to the customer " +
-			"without a vendor cost (a call whose CDR names no vendor is no mismatch).",
+		Note: "Orig reasons are not billed until rerated and never reach an invoice; term reasons and " + NoTermLeg +
+			" are billed to the customer without a vendor cost.",
 	}
 	for _, b := range m.Query.By {
 		t.Columns = append(t.Columns, Column{Name: b})

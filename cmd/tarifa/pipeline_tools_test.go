@@ -133,7 +133,7 @@ total                                                                   3       
 		t.Errorf("summary csv:\n%s\nwant:\n%s", got, want)
 	}
 	got = run("report", "mismatches", "--from", "2026-03-01", "--to", "2026-03-02", "--format", "csv", "--clickhouse-dsn", db.CHDSN, "--pg-dsn", db.PGDSN)
-	want = "side,reason,calls,duration_s,examples,numbers,detail\norig,unknown_destination,1,7.000,m1,,\n" // no vendor named: no mismatch
+	want = "side,reason,calls,duration_s,examples,numbers,detail\norig,unknown_destination,1,7.000,m1,,\nterm,no_term_leg,3,91.000,a1 a2 a3,\"  \",\n"
 	if got != want {
 		t.Errorf("mismatches csv:\n%s\nwant:\n%s", got, want)
 	}

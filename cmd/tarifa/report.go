@@ -26,8 +26,8 @@ var reportSubs = [][2]string{
               revenue (orig cost), cost (term cost), profit, margin %`},
 	{"origterm", `per customer x vendor x code name: calls, minutes and money of each side,
               profit and margin`},
-	{"mismatches", `calls not rated (orig reasons) or rated without a vendor cost (term
-              reasons): calls, duration, example ids and numbers per reason`},
+	{"mismatches", `calls not rated (orig reasons), rated without a vendor cost (term reasons,
+              no_term_leg): calls, duration, example ids and numbers per reason`},
 	{"balance", `per client and day or month: opening, payments, charges, credits or
               invoices, closing (each closing the next opening)`},
 	{"refresh", `recompute the summary's rollups of the hours that changed (the worker does
