@@ -613,7 +613,7 @@ func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, f
 		}
 	}
 	clear(rd.cands) // let the last chunk's raw CDRs go
-	cands, err := scan(ctx, r.ch, c, filter, rd.dead, rd.cands[:0])
+	cands, err := scan(ctx, r.ch, c, filter, rd.dead, !j.DryRun, rd.cands[:0])
 	if err != nil {
 		return err
 	}
@@ -754,7 +754,7 @@ func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
 	if !same {
 		// A worker wrote into the chunk since it was read: read it again,
 		// now that no worker can.
-		if cands, err = scan(ctx, r.ch, c, p.filter, dead, cands[:0]); err != nil {
+		if cands, err = scan(ctx, r.ch, c, p.filter, dead, true, cands[:0]); err != nil {
 			return err
 		}
 		news = rateAll(p.cat, p.raters, cands, news)
@@ -776,10 +776,11 @@ func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
 			t.skipped++
 			continue
 		}
-		if k := (rowKey{uint32(nx.CDR.SetupTime.Unix()), nx.CDR.Switch, nx.ID}); k != cd.key {
+		if uint32(nx.CDR.SetupTime.Unix()) != cd.key.setup || nx.CDR.Switch != cd.sw || nx.ID != cd.id {
 			// Rating again gives another row (a CDR the rules now read
-			// differently): leave it rather than write a second row.
-			r.log.Warn("a CDR rated again lands on another row; left alone", "job", j.ID, "cdr_id", cd.key.id)
+			// differently, or two keys of one second that collide in 64
+			// bits): leave it rather than write a second row.
+			r.log.Warn("a CDR rated again lands on another row; left alone", "job", j.ID, "cdr_id", cd.id)
 			t.skipped++
 			continue
 		}
