@@ -73,6 +73,14 @@ type ClientError struct {
 // (DOMAIN.md: unmatched statistics never show on an invoice), and the
 // calls matched to no client over the whole window.
 func (s *Service) BillRun(ctx context.Context, c Caller, at time.Time, dryRun bool) (*BillRun, error) {
+	// A period closes when its last day has passed: a bill run "at" a time
+	// still to come (a typo, a script's wrong clock) would invoice the
+	// running period half-way and mark every empty one up to then
+	// invoiced, so the calls that later fall in them reach no invoice.
+	if now := time.Now(); at.After(now.Add(time.Minute)) {
+		return nil, fieldErr("at", "%s is in the future (now is %s): a bill run closes only periods that have ended",
+			at.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
 	run := &BillRun{At: at.UTC(), DryRun: dryRun}
 	args := []any{}
 	rows, err := s.pg.Query(ctx, `SELECT c.id FROM clients c

@@ -1,6 +1,7 @@
 package billing_test
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -217,5 +218,33 @@ func TestBillRunDryRunIsTheRun(t *testing.T) {
 	}
 	if len(run.Mismatches) != len(dry.Mismatches) {
 		t.Fatalf("run mismatches %v", run.Mismatches)
+	}
+}
+
+// TestBillRunRefusesTheFuture: a bill run "at" next year (a typo, a
+// script's wrong clock) would invoice the running month half-way and mark
+// the months up to then invoiced; it is refused, naming the field, and
+// nothing moves.
+func TestBillRunRefusesTheFuture(t *testing.T) {
+	f := newFixture(t)
+	f.rate(dstMarch...)
+	f.autoinvoice("2024-01-31", london)
+	for _, dry := range []bool{true, false} {
+		_, err := f.svc.BillRun(f.ctx, billing.Caller{}, time.Now().AddDate(1, 0, 0), dry)
+		var fe *billing.FieldError
+		if !errors.As(err, &fe) || fe.Field != "at" || !strings.Contains(fe.Msg, "in the future") {
+			t.Fatalf("bill run at next year (dry run %v): %v", dry, err)
+		}
+	}
+	if got := f.invoices(); len(got) != 0 {
+		t.Fatalf("invoices made: %v", got)
+	}
+	var last *time.Time
+	if err := f.db.PG.QueryRow(f.ctx, `SELECT last_invoiced_at FROM clients WHERE id = 1`).Scan(&last); err != nil || last == nil || last.Format(time.DateOnly) != "2024-01-31" {
+		t.Fatalf("last invoiced date: %v %v", last, err)
+	}
+	// Now is a fine time to run.
+	if _, err := f.svc.BillRun(f.ctx, billing.Caller{}, time.Now(), true); err != nil {
+		t.Fatal(err)
 	}
 }

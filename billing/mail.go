@@ -466,5 +466,9 @@ func (c *SMTPConfig) send(ctx context.Context, to []string, msg []byte) error {
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("smtp %s: data: %w", c.Addr, err)
 	}
-	return cl.Quit()
+	// The server's 250 after the data took the message: it is delivered,
+	// whatever becomes of QUIT (a busy server may hang up instead of
+	// answering it), and sending it again would mail the client twice.
+	_ = cl.Quit()
+	return nil
 }

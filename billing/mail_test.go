@@ -1,6 +1,7 @@
 package billing_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"errors"
@@ -274,4 +275,72 @@ func TestSendInvoiceOverSMTP(t *testing.T) {
 
 func decodeBase64(b []byte) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(strings.NewReplacer("\r", "", "\n", "").Replace(string(b)))
+}
+
+// TestSendDeliveredWhenServerHangsUpOnQuit: a server that takes the
+// message (250 after the data) and drops the connection instead of
+// answering QUIT, as servers under load do, has the mail: it is recorded
+// sent, the invoice is sent, and the queue never mails it again.
+func TestSendDeliveredWhenServerHangsUpOnQuit(t *testing.T) {
+	f := newFixture(t)
+	f.rate(dstMarch...)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				_, _ = io.WriteString(c, "220 busy ESMTP\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch strings.ToUpper(line[:min(4, len(line))]) {
+					case "EHLO", "HELO":
+						_, _ = io.WriteString(c, "250 busy\r\n")
+					case "MAIL", "RCPT":
+						_, _ = io.WriteString(c, "250 ok\r\n")
+					case "DATA":
+						_, _ = io.WriteString(c, "354 go on\r\n")
+						for {
+							l, err := r.ReadString('\n')
+							if err != nil || l == ".\r\n" {
+								break
+							}
+						}
+						accepted.Add(1)
+						_, _ = io.WriteString(c, "250 queued\r\n")
+						return // hangs up before QUIT
+					default:
+						_, _ = io.WriteString(c, "500 what\r\n")
+					}
+				}
+			}(c)
+		}
+	}()
+	svc := f.withSMTP(billing.SMTPConfig{Addr: ln.Addr().String(), From: "billing@acme.example"})
+	inv := f.approve(f.create(london, "2024-03-01", "2024-04-01").ID)
+	m, err := svc.Send(f.ctx, billing.Caller{}, inv.ID)
+	if err != nil || m.State != billing.MailSent || m.Attempts != 1 {
+		t.Fatalf("send to a server that hangs up on QUIT: %+v %v", m, err)
+	}
+	if n, failed, err := svc.DeliverQueued(f.ctx); err != nil || n != 0 || len(failed) != 0 {
+		t.Fatalf("the queue delivered again: %d %v %v", n, failed, err)
+	}
+	if got := accepted.Load(); got != 1 {
+		t.Fatalf("the server took the invoice %d times", got)
+	}
+	if sent, _ := f.svc.Get(f.ctx, billing.Caller{}, inv.ID); sent.State != billing.StateSent {
+		t.Fatalf("invoice after send: %s", sent.State)
+	}
 }

@@ -43,6 +43,9 @@ func TestSafeNext(t *testing.T) {
 	f("https://evil.example/", "/")
 	f("//evil.example/", "/")
 	f("/\\evil.example", "/")
+	f("/\t/evil.example", "/")
+	f("/\r\n/evil.example", "/")
+	f("/clients\\..\\x", "/")
 	f("/signin?next=/x", "/")
 }
 

@@ -4,14 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
 
 // safeNext keeps a post-sign-in destination on this site: a local path,
-// never another host ("//evil" or "/\evil" included).
+// never another host ("//evil" or "/\evil" included). A browser drops
+// tabs and line breaks from a Location before it reads it, and reads a
+// backslash as a slash, so "/\t/evil" would land on evil: a destination
+// with any control character or backslash is refused whole.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/signin") {
+	if strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/signin") {
 		return "/"
 	}
 	return next
