@@ -36,13 +36,17 @@ import (
 // seconds are the pipeline's alone; TARIFA_BENCH_PG_CONF (postgresql.conf
 // lines, separated by ';') and TARIFA_BENCH_CH_PROFILE (XML of ClickHouse's
 // default profile) add settings to them, to measure a setting before the
-// stack takes it.
+// stack takes it. TARIFA_BENCH_BIN runs that tarifa binary instead of one
+// built from this tree, to compare two builds in turns.
 func BenchmarkWorkerEndToEnd(b *testing.B) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("TARIFA_BENCH_CDRS")); err == nil && v > 0 {
 		n = v
 	}
-	bin := buildTarifa(b)
+	bin := os.Getenv("TARIFA_BENCH_BIN")
+	if bin == "" {
+		bin = buildTarifa(b)
+	}
 	var private *privateStack
 	if os.Getenv("TARIFA_BENCH_PRIVATE") != "" {
 		private = startPrivateStack(b)
