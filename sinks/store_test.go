@@ -234,7 +234,18 @@ func TestCommitZeroCostRace(t *testing.T) {
 // with the CDR kept as what the other message's claim makes it — here a
 // conflicting re-send, billed nowhere.
 func TestCommitClaimRace(t *testing.T) {
+	for _, onConflict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("on_conflict=%v", onConflict), func(t *testing.T) { testCommitClaimRace(t, onConflict) })
+	}
+}
+
+// testCommitClaimRace is TestCommitClaimRace with the plain claims, or with
+// the claim that a batch falls back on after losing several races.
+func testCommitClaimRace(t *testing.T, onConflict bool) {
 	f := newStoreFixture(t)
+	if onConflict {
+		sinks.ClaimWithOnConflict(f.store)
+	}
 	ctx := context.Background()
 	f.mustCommit(0, 0, call{id: "warm-up", cost: 100})
 

@@ -68,6 +68,7 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 		ts.msgs = nil
 		kcatRate := kcatReadRate(b, brokers, topic, total)
 		before := stackCPU(pids(b))
+		pgBefore := pgWork(b, db)
 		b.ResetTimer()
 		start := time.Now()
 		addr := freeAddr(b)
@@ -98,6 +99,13 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 			saveURL(b, "http://"+addr+"/debug/pprof/allocs", file)
 		}
 		p.stop(b)
+		// After the stop: a backend reports its counters when it ends.
+		pgAfter := pgWork(b, db)
+		b.ReportMetric((pgAfter.blocks-pgBefore.blocks)/float64(total), "pg-blocks/cdr")
+		b.ReportMetric(pgAfter.rollbacks-pgBefore.rollbacks, "pg-rollbacks")
+		if private != nil { // the WAL of the whole server: only the pipeline's on a private one
+			b.ReportMetric((pgAfter.wal-pgBefore.wal)/float64(total), "pg-wal-bytes/cdr")
+		}
 		if os.Getenv("TARIFA_BENCH_LOG") != "" {
 			os.WriteFile(os.Getenv("TARIFA_BENCH_LOG"), p.stderr.Bytes(), 0o644)
 		}
@@ -185,6 +193,22 @@ func withDB(t testing.TB, dsn, name string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// pgCounters are PostgreSQL's counts of the work done for one database:
+// buffers read or found in shared buffers, transactions rolled back, and
+// WAL bytes written (by the whole server). Unlike CPU seconds they do not
+// depend on what else the machine runs.
+type pgCounters struct{ blocks, rollbacks, wal float64 }
+
+func pgWork(b *testing.B, db *sinktest.DB) pgCounters {
+	b.Helper()
+	var c pgCounters
+	if err := db.PG.QueryRow(context.Background(), `SELECT (blks_hit + blks_read)::float8, xact_rollback::float8,
+		(SELECT wal_bytes::float8 FROM pg_stat_wal) FROM pg_stat_database WHERE datname = current_database()`).Scan(&c.blocks, &c.rollbacks, &c.wal); err != nil {
+		b.Fatal(err)
+	}
+	return c
 }
 
 func envOr(name, def string) string {
