@@ -14,7 +14,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tarifa/tarifa/rater"
@@ -144,46 +143,60 @@ func lookUp(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	rows, err := pg.Query(ctx, `SELECT key, topic, "partition", "offset", live, content FROM cdr_keys_lookup($1::uuid[], $2)`,
-		keys, DedupeWindow.Seconds())
-	if err != nil {
-		return nil, pgErr("look up dedupe keys", err)
-	}
+	var args binArgs
+	args.uuids(keys)
+	args.float8(DedupeWindow.Seconds())
 	var expired [][16]byte
 	var unclaim []int // CDRs this message claimed in an attempt that billed them, billing nothing now
-	for rows.Next() {
-		var k [16]byte
-		var topic string
-		var partition int
-		var offset int64
-		var live bool
-		var content pgtype.Int8
-		if err := rows.Scan(&k, &topic, &partition, &offset, &live, &content); err != nil {
-			rows.Close()
-			return nil, pgErr("look up dedupe keys", err)
-		}
-		r := &refs[locate(refs, k)]
-		x := &b.XDRs[r.i]
-		switch {
-		case !live:
-			if r.moves {
-				expired = append(expired, k) // billed too long ago: bill again
+	_, err := execBinary(ctx, pg, `SELECT key, topic, "partition", "offset", live, content FROM cdr_keys_lookup($1, $2)`, &args,
+		func(v [][]byte) error {
+			if len(v) != 6 {
+				return fmt.Errorf("%d columns, want 6", len(v))
 			}
-		case topic == b.Topic && partition == x.Partition && offset == x.Offset:
-			r.claimed, r.owned, r.settled = r.moves, true, true // this very message claimed it before a crash
-			if !r.moves {
-				unclaim = append(unclaim, int(r.i)) // rated again since, and now free
+			k, err := binUUID(v[0])
+			if err != nil {
+				return err
 			}
-		case content.Valid && uint64(content.Int64) != x.Content:
-			x.MarkConflict(partition, offset) // another message billed this CDR, and said something else
-			r.settled = true
-		default:
-			x.MarkDuplicate()
-			r.settled = true
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+			partition, err := binInt4(v[2])
+			if err != nil {
+				return err
+			}
+			offset, err := binInt8(v[3])
+			if err != nil {
+				return err
+			}
+			live, err := binBool(v[4])
+			if err != nil {
+				return err
+			}
+			content, hasContent := int64(0), v[5] != nil
+			if hasContent {
+				if content, err = binInt8(v[5]); err != nil {
+					return err
+				}
+			}
+			r := &refs[locate(refs, k)]
+			x := &b.XDRs[r.i]
+			switch {
+			case !live:
+				if r.moves {
+					expired = append(expired, k) // billed too long ago: bill again
+				}
+			case string(v[1]) == b.Topic && int(partition) == x.Partition && offset == x.Offset:
+				r.claimed, r.owned, r.settled = r.moves, true, true // this very message claimed it before a crash
+				if !r.moves {
+					unclaim = append(unclaim, int(r.i)) // rated again since, and now free
+				}
+			case hasContent && uint64(content) != x.Content:
+				x.MarkConflict(int(partition), offset) // another message billed this CDR, and said something else
+				r.settled = true
+			default:
+				x.MarkDuplicate()
+				r.settled = true
+			}
+			return nil
+		})
+	if err != nil {
 		return nil, pgErr("look up dedupe keys", err)
 	}
 	if err := release(ctx, pg, b, unclaim); err != nil {
@@ -225,16 +238,23 @@ func late(b *rater.Batch, refs []keyRef) []int {
 	return out
 }
 
-// claimArrays is the columns of the claims of refs at indices todo.
-func claimArrays(b *rater.Batch, refs []keyRef, todo []int) (keys [][16]byte, partitions []int32, offsets, contents []int64) {
-	keys, partitions = make([][16]byte, len(todo)), make([]int32, len(todo))
-	offsets, contents = make([]int64, len(todo)), make([]int64, len(todo))
+// claimArgs is the parameters of a claim of the refs at indices todo:
+// their keys, the topic, and each one's partition, offset and content hash.
+func claimArgs(b *rater.Batch, refs []keyRef, todo []int) *binArgs {
+	keys, partitions := make([][16]byte, len(todo)), make([]int32, len(todo))
+	offsets, contents := make([]int64, len(todo)), make([]int64, len(todo))
 	for n, i := range todo {
 		r := &refs[i]
 		x := &b.XDRs[r.i]
 		keys[n], partitions[n], offsets[n], contents[n] = r.key(), int32(x.Partition), x.Offset, int64(x.Content)
 	}
-	return keys, partitions, offsets, contents
+	var a binArgs
+	a.uuids(keys)
+	a.text(b.Topic)
+	a.int4s(partitions)
+	a.int8s(offsets)
+	a.int8s(contents)
+	return &a
 }
 
 // claimNew records the keys of refs at indices todo, which the look-up
@@ -242,10 +262,9 @@ func claimArrays(b *rater.Batch, refs []keyRef, todo []int) (keys [][16]byte, pa
 // fails, recording nothing, when another message claimed one of them since
 // (a unique violation, see uniqueViolation).
 func claimNew(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef, todo []int) error {
-	keys, partitions, offsets, contents := claimArrays(b, refs, todo)
-	if _, err := pg.Exec(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
+	if _, err := execBinary(ctx, pg, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
 		SELECT key, $2, p, o, c FROM unnest($1::uuid[], $3::int[], $4::bigint[], $5::bigint[]) AS u(key, p, o, c)`,
-		keys, b.Topic, partitions, offsets, contents); err != nil {
+		claimArgs(b, refs, todo), nil); err != nil {
 		return err
 	}
 	for _, i := range todo {
@@ -266,15 +285,13 @@ func uniqueViolation(err error) bool {
 // carries it, and settles those it took; a key already recorded is left
 // alone (and looked up again by the caller). refs are sorted by key.
 func claim(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef, todo []int) error {
-	keys, partitions, offsets, contents := claimArrays(b, refs, todo)
-	rows, err := pg.Query(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
+	_, err := execBinary(ctx, pg, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
 		SELECT key, $2, p, o, c FROM unnest($1::uuid[], $3::int[], $4::bigint[], $5::bigint[]) AS u(key, p, o, c)
-		ON CONFLICT (key) DO NOTHING RETURNING key`, keys, b.Topic, partitions, offsets, contents)
-	if err != nil {
-		return pgErr("record dedupe keys", err)
-	}
-	var k [16]byte
-	_, err = pgx.ForEachRow(rows, []any{&k}, func() error {
+		ON CONFLICT (key) DO NOTHING RETURNING key`, claimArgs(b, refs, todo), func(v [][]byte) error {
+		k, err := binUUID(v[0])
+		if err != nil {
+			return err
+		}
 		r := &refs[locate(refs, k)]
 		r.claimed, r.settled = true, true
 		return nil
