@@ -59,7 +59,7 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, plain int) ([
 		// A duplicate or conflict marked by an earlier attempt at this
 		// batch stays one (neither is Deduped any more).
 		if x := &b.XDRs[i]; x.Deduped() {
-			m := moves(x)
+			m := x.Moves()
 			refs = append(refs, newRef(x.Key, int32(i), m))
 			zeroCost = zeroCost || !m
 		}
@@ -411,13 +411,6 @@ func byKey(a, b keyRef) int {
 		return c
 	}
 	return cmp.Compare(a.lo, b.lo)
-}
-
-// moves reports whether an XDR changes a balance.
-func moves(x *rater.XDR) bool {
-	moved := false
-	x.Deltas(func(int64, int64) { moved = true })
-	return moved
 }
 
 // lateChunk bounds the ids of one look-up query (ClickHouse limits the size

@@ -129,7 +129,7 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 	// that held the lock before, can never outrank the attempt that commits
 	// after it. Zero-cost xDRs got theirs in dedupe.
 	for i := range b.XDRs {
-		if x := &b.XDRs[i]; x.Malformed || x.Duplicate() || x.Conflict() || moves(x) {
+		if x := &b.XDRs[i]; x.Malformed || x.Duplicate() || x.Conflict() || x.Moves() {
 			x.Version = version
 		}
 	}
