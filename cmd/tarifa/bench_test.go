@@ -69,6 +69,7 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 		kcatRate := kcatReadRate(b, brokers, topic, total)
 		before := stackCPU(pids(b))
 		pgBefore := pgWork(b, db)
+		chBefore := chWork(b, db)
 		b.ResetTimer()
 		start := time.Now()
 		addr := freeAddr(b)
@@ -88,6 +89,7 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 		workerCPU := metricSum(b, addr, "process_cpu_seconds_total")
 		b.ReportMetric(workerCPU, "worker-cpu-s")
 		after := stackCPU(pids(b))
+		chAfter := chWork(b, db)
 		perM := float64(total) / 1e6
 		b.ReportMetric(workerCPU/perM, "worker-cpu-s/1M")
 		for _, name := range []string{"clickhouse", "postgres", "broker"} {
@@ -103,8 +105,12 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 		pgAfter := pgWork(b, db)
 		b.ReportMetric((pgAfter.blocks-pgBefore.blocks)/float64(total), "pg-blocks/cdr")
 		b.ReportMetric(pgAfter.rollbacks-pgBefore.rollbacks, "pg-rollbacks")
-		if private != nil { // the WAL of the whole server: only the pipeline's on a private one
+		if private != nil { // counters of the whole server: only the pipeline's on a private one
 			b.ReportMetric((pgAfter.wal-pgBefore.wal)/float64(total), "pg-wal-bytes/cdr")
+			b.ReportMetric(chAfter.parts-chBefore.parts, "ch-parts")
+			b.ReportMetric(chAfter.sorted-chBefore.sorted, "ch-parts-in-order")
+			b.ReportMetric((chAfter.written-chBefore.written)/float64(total), "ch-written-bytes/cdr")
+			b.ReportMetric((chAfter.merged-chBefore.merged)/float64(total), "ch-merged-bytes/cdr")
 		}
 		if os.Getenv("TARIFA_BENCH_LOG") != "" {
 			os.WriteFile(os.Getenv("TARIFA_BENCH_LOG"), p.stderr.Bytes(), 0o644)
@@ -207,6 +213,42 @@ func pgWork(b *testing.B, db *sinktest.DB) pgCounters {
 	if err := db.PG.QueryRow(context.Background(), `SELECT (blks_hit + blks_read)::float8, xact_rollback::float8,
 		(SELECT wal_bytes::float8 FROM pg_stat_wal) FROM pg_stat_database WHERE datname = current_database()`).Scan(&c.blocks, &c.rollbacks, &c.wal); err != nil {
 		b.Fatal(err)
+	}
+	return c
+}
+
+// chCounters are ClickHouse's counts (system.events, the whole server) of
+// the parts its inserts wrote, those whose rows came in the table's order
+// (which it then need not sort), the bytes they wrote (uncompressed) and the
+// bytes background merges rewrote so far.
+type chCounters struct{ parts, sorted, written, merged float64 }
+
+func chWork(b *testing.B, db *sinktest.DB) chCounters {
+	b.Helper()
+	rows, err := db.CH.Query(context.Background(), `SELECT event, value FROM system.events
+		WHERE event IN ('MergeTreeDataWriterBlocks', 'MergeTreeDataWriterBlocksAlreadySorted', 'MergeTreeDataWriterUncompressedBytes',
+		  'MergedUncompressedBytes')`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var c chCounters
+	for rows.Next() {
+		var name string
+		var v uint64
+		if err := rows.Scan(&name, &v); err != nil {
+			b.Fatal(err)
+		}
+		switch name {
+		case "MergeTreeDataWriterBlocks":
+			c.parts = float64(v)
+		case "MergeTreeDataWriterBlocksAlreadySorted":
+			c.sorted = float64(v)
+		case "MergeTreeDataWriterUncompressedBytes":
+			c.written = float64(v)
+		case "MergedUncompressedBytes":
+			c.merged = float64(v)
+		}
 	}
 	return c
 }
