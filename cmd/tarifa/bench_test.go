@@ -36,7 +36,9 @@ import (
 // seconds are the pipeline's alone; TARIFA_BENCH_PG_CONF (postgresql.conf
 // lines, separated by ';') and TARIFA_BENCH_CH_PROFILE (XML of ClickHouse's
 // default profile) add settings to them, to measure a setting before the
-// stack takes it. TARIFA_BENCH_BIN runs that tarifa binary instead of one
+// stack takes it; TARIFA_BENCH_STOP_MERGES=1 stops the private ClickHouse's
+// background merges, so that its CPU seconds are the inserts' alone.
+// TARIFA_BENCH_BIN runs that tarifa binary instead of one
 // built from this tree, to compare two builds in turns.
 func BenchmarkWorkerEndToEnd(b *testing.B) {
 	n := 1_000_000
@@ -68,6 +70,11 @@ func BenchmarkWorkerEndToEnd(b *testing.B) {
 		ts.msgs = nil
 		kcatRate := kcatReadRate(b, brokers, topic, total)
 		before := stackCPU(pids(b))
+		if private != nil && os.Getenv("TARIFA_BENCH_STOP_MERGES") != "" {
+			if err := db.CH.Exec(context.Background(), "SYSTEM STOP MERGES"); err != nil {
+				b.Fatal(err)
+			}
+		}
 		pgBefore := pgWork(b, db)
 		chBefore := chWork(b, db)
 		b.ResetTimer()
