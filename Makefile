@@ -11,7 +11,7 @@ VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_LD := -ldflags "-X main.version=$(VERSION)"
 WITH_ENV   := set -a && source $$( $(STACK) env >/dev/null 2>&1 && echo $(ENV) ) && set +a &&
 
-.PHONY: build test test-fresh demo bench bench-e2e bench-rerate bench-reports bench-scaleout deploy-check fuzz lint up down status migrate clean
+.PHONY: build test test-fresh demo bench bench-e2e bench-rerate bench-reports bench-scaleout deploy-check fuzz lint up down status migrate clean console-shots
 
 build:
 	go build $(GOFLAGS_LD) -o $(BIN) ./cmd/tarifa
@@ -74,6 +74,13 @@ bench-scaleout: up
 	for c in "1 0" "2 0" "1 1" "2 1"; do set -- $$c; \
 		$(WITH_ENV) TARIFA_BENCH_WORKERS=$$1 TARIFA_BENCH_CLUSTER=$$2 go test -run '^$$' -bench ScaleOut -benchtime 1x -timeout 30m ./cmd/tarifa | grep Benchmark; done
 	$(WITH_ENV) deploy/scaleout/measure.sh
+
+# console-shots: the README's pictures of the console, taken by its browser
+# test in headless Chromium, into docs/console (shrunk with pngquant when it
+# is installed).
+console-shots: up
+	$(WITH_ENV) TARIFA_CONSOLE_SHOTS=$(CURDIR)/docs/console go test -count=1 -run 'TestConsoleInBrowser$$|TestInvoicesInBrowser' ./console
+	-command -v pngquant >/dev/null && pngquant --quality=70-90 --speed 1 --force --ext .png docs/console/*.png
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseCSV -fuzztime 30s ./codedeck

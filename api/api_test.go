@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tarifa/tarifa/billing"
 	"github.com/tarifa/tarifa/report"
 	"github.com/tarifa/tarifa/rerate"
 	"github.com/tarifa/tarifa/sinks/sinktest"
@@ -42,12 +43,17 @@ func newEnv(t *testing.T) *testEnv {
 		defer e.mu.Unlock()
 		return e.xdrs[id], nil
 	}
+	reports := report.New(e.db.PG, e.db.CH, quietLog)
+	bill, err := billing.New(billing.Config{}, e.db.PG, reports, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rr, err := rerate.NewRunner(rerate.Config{ChunkSize: 100}, e.db.PG, e.db.CH, quietLog)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rr.Close)
-	s, err := New(Config{Reports: report.New(e.db.PG, e.db.CH, quietLog), Rerate: rr}, e.db.PG, count, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	s, err := New(Config{Reports: reports, Rerate: rr, Billing: bill}, e.db.PG, count, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

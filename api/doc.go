@@ -1,8 +1,9 @@
 // Package api is the HTTP management server of Tarifa (`tarifa api`):
 // operators and their scripts manage resellers, managers, clients, accounts,
 // rate tables and rates, post payments, charges and adjustments, read
-// balances and the audit log, and ask for prepaid authorization of a call,
-// the way they would in a carrier billing UI.
+// balances and the audit log, ask for prepaid authorization of a call, read
+// reports, rerate, and run bill runs and invoices, the way they would in a
+// carrier billing UI.
 //
 // It is a package of its own because its job fits none of the pipeline
 // stages: it is neither ingest nor rating nor a storage adapter, but a
@@ -20,6 +21,10 @@
 //     authorize.go, audit.go: the handlers. Every rule about what may be
 //     written lives in package catalog, whose Writer makes every change and
 //     its audit row: the catalog file goes through the same one.
+//   - reports.go, rerate.go, billing.go: reports, rerating jobs, and
+//     invoices, bill runs, the mail queue, payment terms and tax profiles,
+//     served by packages report, rerate and billing (payment terms and
+//     tax profiles are written through the catalog's Writer).
 //   - tokens.go: bearer tokens (only their SHA-256 is stored) and scopes.
 //   - openapi.json: the OpenAPI document served at /v1/openapi.json; a test
 //     regenerates it from the route and field tables (-update) and fails

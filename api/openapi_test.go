@@ -91,6 +91,8 @@ func fieldSchema(f catalog.Field) obj {
 		s = obj{"type": "integer", "minimum": 0, "nullable": true}
 	case catalog.KInt:
 		s = obj{"type": "integer", "minimum": f.Min, "maximum": f.Max}
+	case catalog.KIntNull:
+		s = obj{"type": "integer", "minimum": f.Min, "maximum": f.Max, "nullable": true}
 	case catalog.KBool:
 		s = obj{"type": "boolean"}
 	case catalog.KDate:
@@ -200,21 +202,32 @@ func buildOpenAPI(routes []route) obj {
 		"AuditRecord": props("id", integer, "at", stamp, "actor", str, "token_id", integer, "action", str, "entity", str,
 			"entity_id", integer, "reseller_id", obj{"type": "integer", "nullable": true},
 			"before", obj{"type": "object", "nullable": true}, "after", obj{"type": "object", "nullable": true}),
+		"Caller": props("token_id", integer, "name", str, "role", obj{"type": "string", "enum": []string{RoleAdmin, RoleReseller, RoleClient}},
+			"reseller_id", obj{"type": "integer", "nullable": true, "description": "reseller tokens"},
+			"client_id", obj{"type": "integer", "nullable": true, "description": "client tokens"}),
 		"LastInvoiced": func() obj {
 			s := props("client_ids", obj{"type": "array", "items": integer}, "last_invoiced_at", obj{"type": "string", "format": "date"})
 			s["required"] = []string{"client_ids", "last_invoiced_at"}
 			return s
 		}(),
 	}
+	for k, v := range billingSchemas() {
+		schemas[k] = v
+	}
 	bodyOf := map[string]string{
 		"/v1/resellers": "Reseller", "/v1/managers": "Manager", "/v1/clients": "Client", "/v1/accounts": "Account",
 		"/v1/rate-tables": "RateTable", "/v1/transactions": "Transaction",
 	}
 	schemaFor := func(rt route) (req, resp string, list bool) {
+		if req, resp, list, ok := billingSchemaFor(rt); ok {
+			return req, resp, list
+		}
 		p := rt.path
 		switch {
 		case p == "/v1/authorize":
 			return "AuthorizeRequest", "AuthorizeAnswer", false
+		case p == "/v1/me":
+			return "", "Caller", false
 		case p == "/v1/audit":
 			return "", "AuditRecord", true
 		case p == "/v1/transactions":

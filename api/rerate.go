@@ -16,14 +16,16 @@ import (
 
 // Rerating jobs (DESIGN.md "Rerating"): POST /v1/rerate-jobs starts one
 // ({"from", "to", "tz", "clients", "side", "status", "reasons", "codes",
-// "dry_run"}), GET reads them. A job runs in the server, not in the
+// "dry_run", "current_catalog"}), GET reads them. A job runs in the server, not in the
 // request: the answer waits up to Config.RerateWait for it to finish (201
 // with the finished job) and otherwise answers 202 with the job so far,
 // which GET /v1/rerate-jobs/{id} follows. A reseller rerates its subtree
 // only (calls that would move a client outside it are left alone and
 // counted as skipped); a client token may not rerate. A stopped server
 // stops its jobs where a chunk ends or is rolled back; they are resumed
-// with POST /v1/rerate-jobs/{id}/resume or `tarifa rerate resume`.
+// with POST /v1/rerate-jobs/{id}/resume ({"current_catalog": true} when the
+// catalog changed since the job started) or `tarifa rerate resume`. A job
+// whose process died is resumed by the server itself (Server.ResumeAbandoned).
 
 func (s *Server) rerateRoutes() []route {
 	const ar = admin | reseller
@@ -31,7 +33,7 @@ func (s *Server) rerateRoutes() []route {
 		{"POST", "/v1/rerate-jobs", ar, "start a rerating job: {from, to, tz, clients, side, status, reasons, codes, dry_run}", s.startRerate},
 		{"GET", "/v1/rerate-jobs", ar, "list rerating jobs, newest first (?limit)", s.listRerate},
 		{"GET", "/v1/rerate-jobs/{id}", ar, "read a rerating job: state, counts, per-client deltas, transitions, invoices", s.getRerate},
-		{"POST", "/v1/rerate-jobs/{id}/resume", ar, "finish a rerating job that was stopped", s.resumeRerate},
+		{"POST", "/v1/rerate-jobs/{id}/resume", ar, "finish a rerating job that was stopped ({current_catalog: true} when the catalog changed since it started)", s.resumeRerate},
 	}
 }
 
@@ -71,6 +73,7 @@ func (s *Server) startRerate(w http.ResponseWriter, r *http.Request, p *principa
 		Clients                    []json.RawMessage
 		Reasons, Codes             []string
 		DryRun                     *bool `json:"dry_run"`
+		CurrentCatalog             bool  `json:"current_catalog"`
 	}
 	for name, raw := range body {
 		var dst any
@@ -93,6 +96,8 @@ func (s *Server) startRerate(w http.ResponseWriter, r *http.Request, p *principa
 			dst = &in.Codes
 		case "dry_run":
 			dst = &in.DryRun
+		case "current_catalog":
+			dst = &in.CurrentCatalog
 		default:
 			return invalid(name, "unknown field")
 		}
@@ -123,7 +128,7 @@ func (s *Server) startRerate(w http.ResponseWriter, r *http.Request, p *principa
 	if err := sel.Validate(); err != nil {
 		return invalid("", "%v", err)
 	}
-	req := rerate.Request{Selection: sel, DryRun: *in.DryRun, Actor: p.actor(), Scope: rerateScope(p)}
+	req := rerate.Request{Selection: sel, DryRun: *in.DryRun, Actor: p.actor(), Scope: rerateScope(p), CurrentCatalog: in.CurrentCatalog}
 	return s.runRerate(w, r, func(ctx context.Context, started func(*rerate.Job)) (*rerate.Job, error) {
 		req.Started = started
 		return runner.Run(ctx, req)
@@ -144,8 +149,24 @@ func (s *Server) resumeRerate(w http.ResponseWriter, r *http.Request, p *princip
 	} else if err != nil {
 		return err
 	}
+	req := rerate.ResumeRequest{ID: id, Scope: rerateScope(p)}
+	if r.ContentLength != 0 {
+		body, err := decodeObject(r)
+		if err != nil {
+			return err
+		}
+		for name, raw := range body {
+			if name != "current_catalog" {
+				return invalid(name, "unknown field")
+			}
+			if err := json.Unmarshal(raw, &req.CurrentCatalog); err != nil {
+				return invalid(name, "wrong type")
+			}
+		}
+	}
 	return s.runRerate(w, r, func(ctx context.Context, started func(*rerate.Job)) (*rerate.Job, error) {
-		return runner.ResumeStarted(ctx, id, rerateScope(p), started)
+		req.Started = started
+		return runner.Resume(ctx, req)
 	})
 }
 
@@ -185,9 +206,12 @@ func (s *Server) runRerate(w http.ResponseWriter, r *http.Request, run func(cont
 		case o := <-finished:
 			if o.err != nil {
 				var busy *rerate.BusyError
+				var changed *rerate.CatalogChangedError
 				switch {
 				case errors.As(o.err, &busy):
 					return conflict("", "%v", busy)
+				case errors.As(o.err, &changed):
+					return conflict("current_catalog", "%v", changed)
 				case errors.Is(o.err, rerate.ErrNotResumable):
 					return conflict("", "%v", o.err)
 				}
@@ -268,6 +292,35 @@ func (s *Server) getRerate(w http.ResponseWriter, r *http.Request, p *principal)
 	}
 	writeJSON(w, http.StatusOK, j)
 	return nil
+}
+
+// ResumeAbandoned finishes, in the background, a rerating job whose process
+// died (see rerate.Runner.ResumeAbandoned) now and every interval until
+// the server is closed; tarifa api calls it at start.
+func (s *Server) ResumeAbandoned(interval time.Duration) {
+	if s.cfg.Rerate == nil {
+		return
+	}
+	s.jobs.wg.Add(1)
+	go func() {
+		defer s.jobs.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			j, err := s.cfg.Rerate.ResumeAbandoned(s.jobs.ctx)
+			switch {
+			case err != nil && s.jobs.ctx.Err() == nil:
+				s.log.Error("a rerating job whose process stopped could not be finished", "err", err)
+			case j != nil && err == nil:
+				s.log.Info("finished a rerating job whose process stopped", "job", j.ID, "state", j.State)
+			}
+			select {
+			case <-s.jobs.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 }
 
 // Close stops the server's rerating jobs (each where its chunk ends or is

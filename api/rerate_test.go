@@ -100,7 +100,11 @@ func TestRerateJobsScoped(t *testing.T) {
 		}
 	}
 	got := e.must(200, e.admin, "GET", fmt.Sprintf("/v1/rerate-jobs/%s", done["job"]), nil)
-	if got["state"] != "done" || got["actor"] == "" {
+	if got["state"] != "done" || got["actor"] == "" || got["topic"] != "cdrs" {
 		t.Errorf("GET the job: %v", got)
 	}
+	resume := fmt.Sprintf("/v1/rerate-jobs/%s/resume", done["job"])
+	e.must(422, e.admin, "POST", resume, map[string]any{"current_catalog": "yes"})
+	e.must(422, e.admin, "POST", resume, map[string]any{"force": true})
+	e.must(409, e.admin, "POST", resume, map[string]any{"current_catalog": true}) // a done job is not resumed
 }

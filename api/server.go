@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tarifa/tarifa/billing"
 	"github.com/tarifa/tarifa/catalog"
 	"github.com/tarifa/tarifa/rater"
 	"github.com/tarifa/tarifa/report"
@@ -36,6 +37,9 @@ type Config struct {
 	Reports *report.Reports
 	// Rerate runs /v1/rerate-jobs; nil answers them 503 (no ClickHouse).
 	Rerate *rerate.Runner
+	// Billing serves /v1/invoices, /v1/billruns, /v1/statements and
+	// /v1/mail; nil answers them 503 (no ClickHouse).
+	Billing *billing.Service
 	// RerateWait is how long POST /v1/rerate-jobs waits for its job to
 	// finish before it answers 202 with the job so far. Default 20s.
 	RerateWait time.Duration
@@ -207,6 +211,7 @@ func (s *Server) routes() []route {
 	return append([]route{
 		{"GET", "/healthz", public, "liveness: the server answers and PostgreSQL is reachable", s.healthz},
 		{"GET", "/v1/openapi.json", public, "this API's OpenAPI document", s.openapi},
+		{"GET", "/v1/me", arc, "the caller's token: id, name, role and the reseller or client it belongs to", s.me},
 
 		{"GET", "/v1/resellers", ar, "list resellers (?archived=true for deleted ones, ?parent_id)", s.listResellers},
 		{"POST", "/v1/resellers", ar, "create a reseller", s.createH(catalog.Resellers)},
@@ -249,7 +254,7 @@ func (s *Server) routes() []route {
 
 		{"POST", "/v1/authorize", ar, "prepaid authorization of a call: allowed, rate and longest affordable duration", s.authorize},
 		{"GET", "/v1/audit", ar, "the audit log (?entity, ?entity_id, ?action, ?token_id, ?from, ?to)", s.listAudit},
-	}, append(s.reportRoutes(), s.rerateRoutes()...)...)
+	}, append(append(s.reportRoutes(), s.rerateRoutes()...), s.billingRoutes()...)...)
 }
 
 // wrap adds what every route shares: the body limit and read deadline,

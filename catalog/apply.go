@@ -115,7 +115,7 @@ func (a *applier) run(ctx context.Context) error {
 	if _, err := a.w.tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(applyLock)); err != nil {
 		return fmt.Errorf("lock catalog: %w", err)
 	}
-	for _, step := range []func(context.Context) error{a.profiles, a.rateTables, a.resellers, a.rateTableOwners, a.clients, a.payments} {
+	for _, step := range []func(context.Context) error{a.profiles, a.rateTables, a.billingSettings, a.resellers, a.rateTableOwners, a.clients, a.payments} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -338,6 +338,12 @@ func (a *applier) clients(ctx context.Context) error {
 			return err
 		}
 		if in["term_rate_table_id"], err = a.ref(ctx, e, "term_rate_table", "rate_tables", "rate table", c.TermRateTable); err != nil {
+			return err
+		}
+		if in["payment_terms_id"], err = a.ref(ctx, e, "payment_terms", "payment_terms", "payment terms", c.PaymentTerms); err != nil {
+			return err
+		}
+		if in["tax_profile_id"], err = a.ref(ctx, e, "tax_profile", "tax_profiles", "tax profile", c.TaxProfile); err != nil {
 			return err
 		}
 		existing, err := a.lookup(ctx, "clients", c.Name)

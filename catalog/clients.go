@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tarifa/tarifa/billing"
 )
 
 // ClientStatus is the status of a client (DOMAIN.md "Client").
@@ -41,7 +43,10 @@ var Clients = &Entity{
 		{Name: "hidden_digits", Kind: KInt, Min: 0, Max: 20, Doc: "last digits of numbers masked in exports and reports", Default: int64(0)},
 		{Name: "credit_limit", Kind: KMoney, Default: "0"},
 		{Name: "unlimited", Kind: KBool, Doc: "postpaid: no available limit", Default: false},
-		{Name: "payment_terms_id", Kind: KRef, Ref: "payment_terms"},
+		{Name: "payment_terms_id", Kind: KRef, Ref: "payment_terms", Doc: "billing periods and due days of its invoices; null: not invoiced by bill runs"},
+		{Name: "tax_profile_id", Kind: KRef, Ref: "tax_profiles", Doc: "taxes of its invoices; null: none"},
+		{Name: "invoice_rounding", Kind: KEnum, Enum: []string{billing.RoundThenSum, billing.SumThenRound}, Doc: "round each line then sum, or sum then round; default round_then_sum", Default: billing.RoundThenSum},
+		{Name: "invoice_precision", Kind: KIntNull, Min: 0, Max: 6, Doc: "decimals of invoice totals; null: the currency's (2 for most)"},
 		{Name: "orig_rate_table_id", Kind: KRef, Ref: "rate_tables"},
 		{Name: "routing_plan", Kind: KText, Doc: "stored only", Default: ""},
 		{Name: "orig_capacity", Kind: KCount},
@@ -131,13 +136,11 @@ func checkClient(ctx context.Context, w *Writer, old Row, in Input) error {
 			return invalid("manager_id", "manager %d belongs to another reseller", m)
 		}
 	}
-	if v, given := in["payment_terms_id"]; given && v != nil {
-		var ok bool
-		if err := w.tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM payment_terms WHERE id = $1)", idValue(v)).Scan(&ok); err != nil {
-			return fmt.Errorf("read payment terms: %w", err)
-		}
-		if !ok {
-			return invalid("payment_terms_id", "payment terms %d not found", idValue(v))
+	for _, f := range []string{"payment_terms_id", "tax_profile_id"} {
+		if v, given := in[f]; given && v != nil {
+			if err := w.checkBillingRef(ctx, f, idValue(v)); err != nil {
+				return err
+			}
 		}
 	}
 	currency := strValue(value(old, in, "currency"))

@@ -1,9 +1,10 @@
 // Package catalog owns the catalog's rules and its one write path:
 // resellers, managers, clients, accounts, rate tables and their rates,
-// time profiles and transactions, as the management API (package api) and
-// the declarative catalog file (`tarifa catalog apply`, DESIGN.md "Catalog
-// file") both write them. The two front ends share every rule and message:
-// what the API answers 422 for, the file is refused for, in the same words.
+// time profiles, payment terms and tax profiles, and transactions, as the
+// management API (package api) and the declarative catalog file (`tarifa
+// catalog apply`, DESIGN.md "Catalog file") both write them. The two front
+// ends share every rule and message: what the API answers 422 for, the
+// file is refused for, in the same words.
 //
 // # Layout
 //
@@ -19,6 +20,12 @@
 //     deck import and full delete goes through it, checked against the
 //     database inside the writing transaction, with one audit row per
 //     change in that same transaction.
+//   - billing.go: payment terms and tax profiles, whose rules and SQL are
+//     package billing's (the Writer calls them and audits the change), and
+//     the catalog file's billing settings; the client and reseller fields
+//     that refer to them (payment_terms_id, tax_profile_id,
+//     invoice_rounding, invoice_precision, invoice_number_template) are
+//     ordinary entity fields.
 //   - deck.go: the one deck importer (Writer.ImportRates), merge or
 //     replace, COPY into a staging table and set-based statements.
 //   - file.go, apply.go, report.go: the catalog file: Load checks it with

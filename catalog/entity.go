@@ -293,7 +293,7 @@ func castOf(k Kind) string {
 		return "::date"
 	case KTags:
 		return "::text[]"
-	case KCount, KInt, KRef, KRefRequired:
+	case KCount, KInt, KIntNull, KRef, KRefRequired:
 		return "::bigint"
 	case KBool:
 		return "::boolean"

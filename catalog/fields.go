@@ -29,6 +29,7 @@ const (
 	KMoneyNull               // KMoney or null
 	KCount                   // integer 0…1e9 or null (capacities)
 	KInt                     // integer in [Min, Max]
+	KIntNull                 // KInt or null
 	KBool                    // true / false
 	KDate                    // "YYYY-MM-DD" or null
 	KTags                    // list of non-empty strings, duplicates dropped
@@ -59,7 +60,7 @@ type Field struct {
 	Kind     Kind
 	Enum     []string // KEnum: the allowed values, the first being the default
 	Ref      string   // KRef, KRefRequired: the table referenced
-	Min, Max int64    // KInt bounds
+	Min, Max int64    // KInt and KIntNull bounds
 	Required bool     // must be given on create
 	Fixed    bool     // may not change after creation
 	Doc      string
@@ -72,7 +73,7 @@ type Field struct {
 // nullable reports whether null is a value of f (it then clears it).
 func (f *Field) nullable() bool {
 	switch f.Kind {
-	case KMoneyNull, KCount, KDate, KRef:
+	case KMoneyNull, KCount, KIntNull, KDate, KRef:
 		return true
 	}
 	return false
@@ -107,7 +108,7 @@ func (f *Field) FromJSON(raw json.RawMessage) (any, *FieldError) {
 			return nil, malformed(f.Name, `must be a decimal string such as "12.50"`)
 		}
 		return s, nil
-	case KCount, KInt, KRef, KRefRequired:
+	case KCount, KInt, KIntNull, KRef, KRefRequired:
 		n, ok := jsonInt(raw)
 		if !ok {
 			return nil, malformed(f.Name, "must be an integer")
@@ -185,7 +186,7 @@ func (f *Field) Check(v any) (any, *FieldError) {
 			return nil, invalid(f.Name, "may not be negative, got %s", s)
 		}
 		return d.String(), nil
-	case KCount, KInt, KRef, KRefRequired:
+	case KCount, KInt, KIntNull, KRef, KRefRequired:
 		n, ok := v.(int64)
 		if !ok {
 			return nil, malformed(f.Name, "must be an integer")
@@ -195,7 +196,7 @@ func (f *Field) Check(v any) (any, *FieldError) {
 			if n < 0 || n > 1_000_000_000 {
 				return nil, invalid(f.Name, "must be between 0 and 1000000000, got %d", n)
 			}
-		case KInt:
+		case KInt, KIntNull:
 			if n < f.Min || n > f.Max {
 				return nil, invalid(f.Name, "must be between %d and %d, got %d", f.Min, f.Max, n)
 			}
@@ -371,6 +372,8 @@ func refNoun(table string) string {
 		return "rate table"
 	case "payment_terms":
 		return "payment terms"
+	case "tax_profiles":
+		return "tax profile"
 	}
 	return strings.TrimSuffix(table, "s")
 }

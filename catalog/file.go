@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tarifa/tarifa/billing"
 	"github.com/tarifa/tarifa/codedeck"
 )
 
@@ -26,6 +27,8 @@ type File struct {
 
 	TimeProfiles map[string][]codedeck.Window `yaml:"time_profiles"`
 	RateTables   []RateTable                  `yaml:"rate_tables"`
+	PaymentTerms []PaymentTerms               `yaml:"payment_terms"` // billing.go
+	TaxProfiles  []TaxProfile                 `yaml:"tax_profiles"`
 	Resellers    []Reseller                   `yaml:"resellers"`
 	Clients      []Client                     `yaml:"clients"`
 	Payments     []Payment                    `yaml:"payments"`
@@ -61,6 +64,10 @@ type Reseller struct {
 	Address         string `yaml:"address"`
 	TaxID           string `yaml:"tax_id"`
 	RegID           string `yaml:"reg_id"`
+
+	// InvoiceNumberTemplate is the numbering of its invoices
+	// (billing.NumberTemplate); default "{n}".
+	InvoiceNumberTemplate string `yaml:"invoice_number_template"`
 }
 
 // Client is a paying entity, customer (orig) and vendor (term), with the
@@ -102,6 +109,14 @@ type Client struct {
 	AccountDetails         string    `yaml:"account_details"`
 	Locale                 string    `yaml:"locale"`
 	Accounts               []Account `yaml:"accounts"`
+
+	// The billing settings: payment terms and a tax profile by name, the
+	// rounding (default round_then_sum) and precision (default the
+	// currency's) of its invoices.
+	PaymentTerms     string `yaml:"payment_terms"`
+	TaxProfile       string `yaml:"tax_profile"`
+	InvoiceRounding  string `yaml:"invoice_rounding"`
+	InvoicePrecision *int   `yaml:"invoice_precision"`
 }
 
 // Account is how a client is recognised in a CDR. Orig defaults to on
@@ -249,6 +264,10 @@ func fileKey(field string) string {
 		return "orig_rate_table"
 	case "term_rate_table_id":
 		return "term_rate_table"
+	case "payment_terms_id":
+		return "payment_terms"
+	case "tax_profile_id":
+		return "tax_profile"
 	}
 	return field
 }
@@ -305,6 +324,8 @@ func (f *File) check(v *validator) {
 	if cyc := f.rateTableCycle(); cyc != nil {
 		v.add(entry("rate_tables", cyc[0], f.RateTables[cyc[0]].Name), "parent", "rate tables form a cycle: %s", f.loop(cyc, func(i int) string { return f.RateTables[i].Name }))
 	}
+
+	f.checkBilling(v)
 
 	seen = map[string]bool{}
 	for i := range f.Resellers {
@@ -422,7 +443,8 @@ func (r *Reseller) values() map[string]any {
 	return map[string]any{
 		"name": r.Name, "currency": r.Currency, "status": or(r.Status, string(ResellerActive)),
 		"credit_limit": or(r.CreditLimit, "0"), "unlimited": r.Unlimited,
-		"invoice_template": r.InvoiceTemplate, "company_name": r.CompanyName, "email": r.Email,
+		"invoice_template": r.InvoiceTemplate, "invoice_number_template": or(r.InvoiceNumberTemplate, string(billing.DefaultNumberTemplate)),
+		"company_name": r.CompanyName, "email": r.Email,
 		"address": r.Address, "tax_id": r.TaxID, "reg_id": r.RegID,
 	}
 }
@@ -447,6 +469,7 @@ func (c *Client) values() map[string]any {
 		"email_main": c.EmailMain, "email_noc": c.EmailNOC, "email_billing": c.EmailBilling, "email_rates": c.EmailRates,
 		"address": c.Address, "zip": c.Zip, "tax_id": c.TaxID, "reg_id": c.RegID,
 		"account_details": c.AccountDetails, "locale": or(c.Locale, "en"),
+		"invoice_rounding": or(c.InvoiceRounding, billing.RoundThenSum), "invoice_precision": optInt(c.InvoicePrecision),
 	}
 }
 

@@ -39,6 +39,7 @@ type Report struct {
 	TimeProfiles, RateTables, Resellers, Clients Counts
 	Accounts                                     Counts
 	Payments                                     Counts // Updated is always 0: payments are never changed
+	PaymentTerms, TaxProfiles                    Counts
 	Rates                                        []RateCounts
 	Changes                                      []string // such as `created client "Customer A"`
 	Version                                      int64    // catalog version after the apply
@@ -46,7 +47,7 @@ type Report struct {
 
 // Changed reports whether the apply changed (or, dry, would change) anything.
 func (r *Report) Changed() bool {
-	for _, c := range []Counts{r.TimeProfiles, r.RateTables, r.Resellers, r.Clients, r.Accounts, r.Payments} {
+	for _, c := range []Counts{r.TimeProfiles, r.RateTables, r.Resellers, r.Clients, r.Accounts, r.Payments, r.PaymentTerms, r.TaxProfiles} {
 		if c.changed() {
 			return true
 		}
@@ -86,6 +87,10 @@ func (r *Report) Write(w io.Writer) error {
 	line("rate tables", r.RateTables)
 	for _, rc := range r.Rates {
 		fmt.Fprintf(&b, "  rates of %q: %d added, %d changed, %d removed, %d unchanged\n", rc.Table, rc.Added, rc.Changed, rc.Removed, rc.Unchanged)
+	}
+	if r.PaymentTerms != (Counts{}) || r.TaxProfiles != (Counts{}) { // a file without billing settings reads as before
+		line("payment terms", r.PaymentTerms)
+		line("tax profiles", r.TaxProfiles)
 	}
 	line("resellers", r.Resellers)
 	line("clients", r.Clients)

@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tarifa/tarifa/billing"
 )
 
 // ResellerStatus is the status of a reseller.
@@ -38,8 +40,8 @@ var Resellers = &Entity{
 		{Name: "credit_limit", Kind: KMoney, Default: "0"},
 		{Name: "unlimited", Kind: KBool, Doc: "postpaid", Default: false},
 		{Name: "invoice_template", Kind: KText, Default: ""},
-		{Name: "invoice_number_template", Kind: KName, Doc: "numbering template (No Tpl), {n} is the number"},
-		{Name: "invoice_last_number", Kind: KInt, Min: 0, Max: 1e15, Doc: "Last No"},
+		{Name: "invoice_number_template", Kind: KName, Doc: "numbering template (No Tpl): {n} the number, {n:5} zero-padded, {yyyy} and {mm} of the issue date; default {n}", Default: string(billing.DefaultNumberTemplate)},
+		{Name: "invoice_last_number", Kind: KInt, Min: 0, Max: 1e15, Doc: "Last No: the number of the last invoice issued; may be raised, never lowered below an issued one"},
 		{Name: "company_name", Kind: KText, Default: ""},
 		{Name: "email", Kind: KEmail, Default: ""},
 		{Name: "address", Kind: KText, Default: ""},
@@ -48,8 +50,21 @@ var Resellers = &Entity{
 	},
 	scope: scopeByReseller("t.id"),
 	owner: "t.id",
-	rules: creditRule,
+	rules: resellerRules,
 	check: checkReseller,
+}
+
+// resellerRules checks the credit rule and the numbering template.
+func resellerRules(old Row, in Input) *FieldError {
+	if err := creditRule(old, in); err != nil {
+		return err
+	}
+	if v, given := in["invoice_number_template"]; given {
+		if err := billingField(billing.NumberTemplate(strValue(v)).Validate()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // creditRule refuses a credit limit above zero given together with

@@ -102,7 +102,7 @@ func Decode(b []byte, c *CDR) error {
 	d := decoder{b: b, scratch: scratch}
 	detail := d.object(c)
 	c.scratch = d.scratch
-	c.whole = detail == ""
+	c.whole = d.whole
 	c.materialize()
 	if detail != "" {
 		return &MalformedError{Detail: detail}
@@ -264,6 +264,9 @@ type decoder struct {
 	i       int
 	scratch []byte
 	seen    uint8
+	whole   bool   // the object was read to its end (its JSON is sound)
+	first   string // the first field that broke the contract, read past
+	lone    bool   // the last string held an unpaired surrogate escape
 }
 
 func (d *decoder) ws() {
@@ -324,8 +327,14 @@ func (d *decoder) object(c *CDR) string {
 		} else if !d.skip() {
 			detail = "invalid json: bad value"
 		}
-		if detail != "" {
+		switch {
+		case detail == "":
+		case strings.HasPrefix(detail, "invalid json"):
 			return detail
+		case d.first == "":
+			// A field of the wrong type or value: read on, so that the
+			// rest of the message (its id, its times) still names the call.
+			d.first = detail
 		}
 		d.ws()
 		if d.i >= len(d.b) {
@@ -348,7 +357,8 @@ func (d *decoder) end() string {
 	if d.i != len(d.b) {
 		return "invalid json: data after the object"
 	}
-	return ""
+	d.whole = true
+	return d.first
 }
 
 func (d *decoder) field(c *CDR, name string) string {
@@ -411,6 +421,13 @@ func (d *decoder) strField(c *CDR, f int, bit uint8, name string) string {
 	start := len(d.scratch)
 	if !d.str() {
 		return "invalid json: bad string"
+	}
+	if d.lone {
+		// Two ids that differ only in their unpaired surrogates would
+		// decode to the same text (U+FFFD each) and share a dedupe key.
+		d.lone = false
+		d.scratch = d.scratch[:start]
+		return name + ": an unpaired surrogate escape (\\ud800-\\udfff)"
 	}
 	c.spans[f] = [2]int{start, len(d.scratch)}
 	d.seen |= bit
@@ -494,8 +511,10 @@ func (d *decoder) intField(v *int, name string) string {
 	return ""
 }
 
-// str decodes the JSON string at d.i, appending its bytes to d.scratch.
+// str decodes the JSON string at d.i, appending its bytes to d.scratch; an
+// unpaired surrogate escape becomes U+FFFD and sets d.lone.
 func (d *decoder) str() bool {
+	d.lone = false
 	d.i++ // opening quote
 	for {
 		// copy the run of plain bytes
@@ -544,12 +563,14 @@ func (d *decoder) str() bool {
 				return false
 			}
 			if utf16.IsSurrogate(r) {
+				d.lone = true // unless a low half follows, below
 				r2 := utf8.RuneError
 				if len(d.b)-d.i >= 6 && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
 					save := d.i
 					d.i += 2
 					if lo, ok := d.hex4(); ok && utf16.DecodeRune(r, lo) != utf8.RuneError {
 						r2 = utf16.DecodeRune(r, lo)
+						d.lone = false
 					} else {
 						d.i = save
 					}

@@ -114,12 +114,26 @@ func TestDecodeMalformed(t *testing.T) {
 	f(`{"id":"`+strings.Repeat("x", 257)+`",`+good+`}`, strings.Repeat("x", 257), "id: longer than 256 bytes")
 	f(`{"id":"a","switch":"`+strings.Repeat("s", 100_000)+`",`+good+`}`, "a", "switch: longer than 256 bytes")
 	f(`{"id":"a","ani":"`+strings.Repeat("4", 300)+`",`+good+`}`, "a", "ani: longer than 256 bytes")
+	// Ids that differ only in unpaired surrogates would decode alike.
+	f(`{"id":"sur\ud800",`+good+`}`, "", `id: an unpaired surrogate escape (\ud800-\udfff)`)
+	f(`{"id":"sur\udbff",`+good+`}`, "", `id: an unpaired surrogate escape (\ud800-\udfff)`)
 }
 
 // TestDecodeMalformedIdentified: a malformed CDR keeps naming its call (so
 // a corrected re-send replaces its row) only when it was read whole and its
 // id, switch and setup time are usable.
 func TestDecodeMalformedIdentified(t *testing.T) {
+	// A field of the wrong type no longer costs the CDR its id: the rest of
+	// the message is read on.
+	for _, in := range []string{
+		`{"id":"a","setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:01:00Z","duration":"60","dst":"1"}`,
+		`{"id":"a","sip_code":200.0,"setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:01:00Z","dst":"1"}`,
+	} {
+		var c CDR
+		if err := Decode([]byte(in), &c); err == nil || !c.Identified() || c.ID != "a" {
+			t.Fatalf("%s: err %v, identified %v, id %q; want malformed, still naming call a", in, err, c.Identified(), c.ID)
+		}
+	}
 	f := func(in string, want bool) {
 		t.Helper()
 		var c CDR
@@ -165,7 +179,11 @@ func TestNormalizeNumber(t *testing.T) {
 // TestDecodeAgreesWithEncodingJSON checks the scanner against encoding/json
 // on the string fields of tricky but valid messages.
 func TestDecodeAgreesWithEncodingJSON(t *testing.T) {
-	for _, id := range []string{`a\"b`, `\u00e9\ud83d\ude00`, `\ud800`, `\/`, `plain`} {
+	var paired CDR
+	if err := Decode([]byte(`{"id":"ok","ani":"\ud83d\ude00","setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:01:00Z","dst":"1"}`), &paired); err != nil || paired.ANI != "😀" {
+		t.Fatalf("a surrogate pair: %v %q", err, paired.ANI)
+	}
+	for _, id := range []string{`a\"b`, `\u00e9\ud83d\ude00`, `\/`, `plain`} {
 		in := `{"id":"` + id + `","setup_time":"2024-01-01T00:00:00Z","disconnect_time":"2024-01-01T00:00:00Z","dst":"1"}`
 		var c CDR
 		if err := Decode([]byte(in), &c); err != nil {

@@ -133,7 +133,7 @@ func MarkQuarantined(x *XDR, err error) {
 	if len(detail) > maxDetail {
 		detail = detail[:maxDetail]
 	}
-	x.Malformed, x.Detail = true, detail
+	x.Malformed, x.Quarantined, x.Detail = true, true, detail
 	x.Rating = Rating{Status: "mismatch", Reason: ReasonMalformed, Detail: detail}
 	c := &x.CDR
 	c.SrcIP, c.SrcUser, c.ANI, c.Dst, c.TermIP, c.TermUser = "", "", "", "", "", ""

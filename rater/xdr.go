@@ -21,9 +21,13 @@ type XDR struct {
 	CDR       ingest.CDR
 	ID        string // the CDR id, or the synthetic id of a malformed message or a conflicting re-send
 	Malformed bool
-	Detail    string   // why the CDR is malformed or conflicts; never empty for those
-	Key       [16]byte // dedupe key: a hash of switch and id; zero when the XDR takes no part in dedupe
-	Content   uint64   // a hash of what the switch said about the call, to tell a re-send from a conflicting one
+	// Quarantined marks a malformed xDR that a sink refused to store as it
+	// was (MarkQuarantined): its row must replace whatever a failed attempt
+	// wrote for it.
+	Quarantined bool
+	Detail      string   // why the CDR is malformed or conflicts; never empty for those
+	Key         [16]byte // dedupe key: a hash of switch and id; zero when the XDR takes no part in dedupe
+	Content     uint64   // a hash of what the switch said about the call, to tell a re-send from a conflicting one
 	// ConflictOf is the id of the billed CDR this one shares its switch and
 	// id with, when it is a conflicting re-send (reason duplicate_conflict).
 	ConflictOf string
@@ -136,6 +140,16 @@ func (k *keyer) content(c *ingest.CDR, raw []byte, malformed bool) uint64 {
 	}
 	k.buf = b
 	return fnvSum(fnvAdd(fnvOffset, b))
+}
+
+// ContentOf is the content hash (XDR.Content) of a CDR message as the
+// worker would compute it, or 0 when the message is not a valid CDR.
+func ContentOf(raw []byte) uint64 {
+	var c ingest.CDR
+	if ingest.Decode(raw, &c) != nil {
+		return 0
+	}
+	return newKeyer().content(&c, nil, false)
 }
 
 // FNV-1a, 64 bits, without the allocation of hash/fnv's interface.

@@ -22,9 +22,11 @@ type BalanceQuery struct {
 // BalanceRow is one client's balance over one step of the period. Live
 // mode: Charges are the orig costs of its calls plus charge transactions,
 // Credits the term costs of the calls it carried as a vendor. Fixed mode:
-// Charges are charge transactions, Invoices the totals of approved
-// invoices. Payments include adjustments. Closing = Opening + Payments −
-// Charges + Credits − Invoices, and is the next step's Opening.
+// Invoices are the totals of the invoices approved in the step, less those
+// voided in it (charge transactions reach the fixed balance as lines of
+// the invoices that bill them, so Charges stay 0). Payments include
+// adjustments. Closing = Opening + Payments − Charges + Credits −
+// Invoices, and is the next step's Opening.
 type BalanceRow struct {
 	ClientID   int64
 	Currency   string
@@ -48,9 +50,9 @@ type Balance struct {
 // Balance runs the balance report in scope. Calls count by their event
 // time and transactions by theirs, so the closing of the last step is the
 // balance at the period's end, and equal to the live balance when the
-// period ends after the last call (DESIGN.md invariant 1). Bill runs do
-// not exist yet (README "Known gaps"): fixed mode's invoices are 0 and it
-// moves with transactions only, as the fixed balance does.
+// period ends after the last call (DESIGN.md invariant 1). Fixed mode
+// counts an invoice at its approval (issued_at) and takes it back at its
+// void (voided_at), as the fixed balance moves.
 func (r *Reports) Balance(ctx context.Context, s Scope, q BalanceQuery) (*Balance, error) {
 	if err := q.Period.Validate(); err != nil {
 		return nil, err
@@ -137,6 +139,9 @@ func (r *Reports) Balance(ctx context.Context, s Scope, q BalanceQuery) (*Balanc
 		if err != nil {
 			return err
 		}
+		if kind == "charge" && q.Mode == "fixed" {
+			return nil // on the fixed balance through its invoice
+		}
 		if when.Before(q.Period.From) {
 			if kind == "charge" {
 				a = a.Neg()
@@ -154,6 +159,12 @@ func (r *Reports) Balance(ctx context.Context, s Scope, q BalanceQuery) (*Balanc
 	}); err != nil {
 		return nil, fmt.Errorf("balance: read transactions: %w", err)
 	}
+	invoices := map[int64]map[string]decimal.Decimal{}
+	if q.Mode == "fixed" {
+		if err := r.invoiceMoves(ctx, ids, q.Period, q.By, opening, invoices); err != nil {
+			return nil, err
+		}
+	}
 	sort.Slice(ids, func(i, j int) bool {
 		a, b := cat.ClientName(ids[i]), cat.ClientName(ids[j])
 		return a < b || a == b && ids[i] < ids[j]
@@ -165,12 +176,55 @@ func (r *Reports) Balance(ctx context.Context, s Scope, q BalanceQuery) (*Balanc
 			if c := moves[id][st.name]; c != nil {
 				row.Payments, row.Charges, row.Credits = c.payments, c.charges, c.credits
 			}
+			row.Invoices = invoices[id][st.name]
 			row.Closing = row.Opening.Add(row.Payments).Sub(row.Charges).Add(row.Credits).Sub(row.Invoices)
 			bal = row.Closing
 			b.Rows = append(b.Rows, row)
 		}
 	}
 	return b, nil
+}
+
+// invoiceMoves adds to invoices (per client and step) the totals of the
+// invoices approved in the period less those voided in it, and to opening
+// the same movements before it, negated: an approval lowers the fixed
+// balance by the total, a void gives it back.
+func (r *Reports) invoiceMoves(ctx context.Context, ids []int64, p Period, by string,
+	opening map[int64]decimal.Decimal, invoices map[int64]map[string]decimal.Decimal) error {
+	rows, err := r.pg.Query(ctx, `SELECT client_id, total::text, issued_at, voided_at FROM invoices
+		WHERE client_id = ANY($1) AND issued_at IS NOT NULL AND issued_at < $2`, ids, p.To)
+	if err != nil {
+		return fmt.Errorf("balance: read invoices: %w", err)
+	}
+	var id int64
+	var total string
+	var issued time.Time
+	var voided *time.Time
+	move := func(id int64, at time.Time, amount decimal.Decimal) {
+		if at.Before(p.From) {
+			opening[id] = opening[id].Sub(amount)
+			return
+		}
+		if invoices[id] == nil {
+			invoices[id] = map[string]decimal.Decimal{}
+		}
+		st := stepOf(at, p.Loc, by)
+		invoices[id][st] = invoices[id][st].Add(amount)
+	}
+	if _, err := pgx.ForEachRow(rows, []any{&id, &total, &issued, &voided}, func() error {
+		t, err := decimal.NewFromString(total)
+		if err != nil {
+			return err
+		}
+		move(id, issued, t)
+		if voided != nil && voided.Before(p.To) {
+			move(id, *voided, t.Neg())
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("balance: read invoices: %w", err)
+	}
+	return nil
 }
 
 // callMoney calls fn with the orig costs (orig true) and term costs of the
@@ -303,17 +357,19 @@ func (b *Balance) Table() *Table {
 			"(term costs of the calls carried as a vendor). Each closing is the next opening; the last is the balance at the end."
 		t.Columns = append(t.Columns, Column{Name: "credits", Kind: Decimal, Money: true})
 	} else {
-		t.Note = "Fixed: payments and adjustments, minus charge transactions and approved invoices. Each closing is the next opening."
-		t.Columns = append(t.Columns, Column{Name: "invoices", Kind: Decimal, Money: true})
+		t.Note = "Fixed: payments and adjustments, minus the invoices approved (less those voided); charge transactions reach it " +
+			"as lines of their invoices. Each closing is the next opening; the last is the fixed balance at the end."
+		t.Columns = append(t.Columns[:len(t.Columns)-1], Column{Name: "invoices", Kind: Decimal, Money: true})
 	}
 	t.Columns = append(t.Columns, Column{Name: "closing", Kind: Decimal, Money: true})
 	for _, r := range b.Rows {
-		third := r.Credits
 		if b.Query.Mode != "live" {
-			third = r.Invoices
+			t.Rows = append(t.Rows, []string{b.cat.ClientName(r.ClientID), r.Currency, r.Step,
+				fixed(r.Opening, 6), fixed(r.Payments, 6), fixed(r.Invoices, 6), fixed(r.Closing, 6)})
+			continue
 		}
 		t.Rows = append(t.Rows, []string{b.cat.ClientName(r.ClientID), r.Currency, r.Step,
-			fixed(r.Opening, 6), fixed(r.Payments, 6), fixed(r.Charges, 6), fixed(third, 6), fixed(r.Closing, 6)})
+			fixed(r.Opening, 6), fixed(r.Payments, 6), fixed(r.Charges, 6), fixed(r.Credits, 6), fixed(r.Closing, 6)})
 	}
 	return t
 }

@@ -28,6 +28,11 @@ func ParsePeriod(from, to, tz string) (Period, error) {
 	if tz == "" {
 		tz = "UTC"
 	}
+	if tz == "Local" {
+		// Go's name for the machine's own zone: a report would mean one
+		// thing on one server and another on the next.
+		return Period{}, &ParamError{Param: "tz", Msg: `"Local" is not a time zone here: name one (UTC, Europe/London, …)`}
+	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
 		return Period{}, &ParamError{Param: "tz", Msg: fmt.Sprintf("unknown time zone %q", tz)}

@@ -1,10 +1,8 @@
 package rerate
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,22 +14,51 @@ import (
 	"github.com/tarifa/tarifa/sinks"
 )
 
-// rowKey is what orders and identifies a CDR in ClickHouse: the sort key of
-// xdrs and cdrs_raw.
+// rowKey identifies a CDR's row in ClickHouse — the sort key of xdrs and
+// cdrs_raw, (setup_time, switch, cdr_id) — by its setup second and
+// ClickHouse's cityHash64 of switch and id (keyHash): no string to copy
+// out of every row or to hash in Go, and nothing for the collector to
+// scan. Two CDRs of one setup second that collide in 64 bits would be
+// taken for one; a job checks that rating a raw CDR again gives the
+// switch and id of the row it replaces, and leaves it alone otherwise.
 type rowKey struct {
-	setup  uint32
-	sw, id string
+	setup uint32
+	h     uint64
 }
 
-func (a rowKey) compare(b rowKey) int {
-	return cmp.Or(cmp.Compare(a.setup, b.setup), strings.Compare(a.sw, b.sw), strings.Compare(a.id, b.id))
+// keyHash is the ClickHouse expression of rowKey.h.
+const keyHash = "cityHash64(switch, cdr_id)"
+
+// reasonCodes are the reasons an xDR may hold, as ClickHouse returns them
+// (indexOf: 1 for the first), so that reading one copies no string.
+var reasonCodes = []rater.Reason{rater.ReasonNone, rater.ReasonUnknownAccount, rater.ReasonInactiveClient,
+	rater.ReasonUnknownDestination, rater.ReasonNoRate, rater.ReasonMalformed, rater.ReasonCostOutOfRange,
+	rater.ReasonDuplicateConflict, rater.ReasonTermUnknownAccount, rater.ReasonTermUnknownDestination,
+	rater.ReasonTermNoRate, rater.ReasonTermCostOutOfRange}
+
+// reasonArray is reasonCodes as a ClickHouse array literal.
+var reasonArray = func() string {
+	q := make([]string, len(reasonCodes))
+	for i, r := range reasonCodes {
+		q[i] = "'" + string(r) + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}()
+
+// reasonOf is the reason of a code from reasonArray.
+func reasonOf(code uint64) (rater.Reason, error) {
+	if code == 0 || code > uint64(len(reasonCodes)) {
+		return "", fmt.Errorf("an xDR holds a reason this version of tarifa does not know")
+	}
+	return reasonCodes[code-1], nil
 }
 
 // candidate is one selected CDR: its current xDR (old, with the version it
 // holds) and its current raw CDR.
 type candidate struct {
 	key        rowKey
-	old        rater.XDR // the rating the current xDR holds (only what balances and the result need)
+	sw, id     string       // read for a confirmed job only (its checks and rerate_staged need them)
+	old        rater.Rating // what the current xDR holds (only what balances and the result need)
 	oldVersion uint64
 	raw        []byte
 	received   time.Time
@@ -103,73 +130,127 @@ func plan(ctx context.Context, ch driver.Conn, sel Selection, filter string, siz
 
 // scan reads the candidates of one chunk: the xdrs rows that match filter
 // (or hold one of versions, a dead attempt's writes that must be settled
-// whatever they say now), each with its current raw CDR, sorted by key.
+// whatever they say now), each with its current raw CDR, in no order.
 // The xDRs are read with FINAL (the filter must see the current version);
 // the raw CDRs without it, keeping the newest version of each in Go, which
-// costs ClickHouse half as much.
-func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versions []uint64, cands []candidate) ([]candidate, error) {
+// costs ClickHouse half as much. The two queries run at once.
+func scan(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versions []uint64, names bool, cands []candidate) ([]candidate, error) {
 	from, to := timeArgs(c.from, c.to)
-	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, status, reason, orig_client_id,
-			toInt64(toDecimal128(orig_cost, 6) * 1000000), term_client_id, term_reason, toInt64(toDecimal128(term_cost, 6) * 1000000), version
+	type rawsRead struct {
+		rows []rawRow
+		err  error
+	}
+	rawc := make(chan rawsRead, 1)
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		rows, err := scanRaws(qctx, ch, c, from, to)
+		rawc <- rawsRead{rows, err}
+	}()
+	cands, err := scanXDRs(qctx, ch, c, filter, versions, names, from, to, cands)
+	if err != nil {
+		cancel()
+		<-rawc
+		return nil, err
+	}
+	rr := <-rawc
+	if rr.err != nil {
+		return nil, rr.err
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	at := make(map[rowKey]int, len(cands))
+	for i := range cands {
+		at[cands[i].key] = i
+	}
+	for k := range rr.rows {
+		rw := &rr.rows[k]
+		i, ok := at[rw.key]
+		if !ok {
+			continue
+		}
+		if cd := &cands[i]; !cd.hasRaw || rw.version > cd.rawVersion {
+			cd.raw, cd.received, cd.partition, cd.offset, cd.rawVersion, cd.hasRaw =
+				rw.raw, time.Unix(int64(rw.received), 0).UTC(), rw.partition, rw.offset, rw.version, true
+		}
+	}
+	return cands, nil
+}
+
+// scanXDRs reads the selected xDRs of a chunk into cands (see scan), with
+// their switch and id when names is set.
+func scanXDRs(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, versions []uint64, names bool, from, to uint32,
+	cands []candidate) ([]candidate, error) {
+	cols := "'', ''" // empty: nothing to copy
+	if names {
+		cols = "switch, cdr_id"
+	}
+	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), `+keyHash+`, `+cols+`, toUInt8(status = 'rated'), indexOf(`+reasonArray+`, reason),
+			orig_client_id, toInt64(toDecimal128(orig_cost, 6) * 1000000), term_client_id, indexOf(`+reasonArray+`, term_reason),
+			toInt64(toDecimal128(term_cost, 6) * 1000000), version
 		FROM xdrs FINAL
 		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND ((`+filter+`) OR `+versionsCond(versions)+`)`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read the xDRs of %s: %w", c, err)
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var cd candidate
-		var status, reason, termReason string
-		var origClient, termClient uint64
-		r := &cd.old.Rating
-		if err := rows.Scan(&cd.key.setup, &cd.key.sw, &cd.key.id, &status, &reason, &origClient, &r.Orig.CostMicro,
+		var rated uint8
+		var reason, termReason, origClient, termClient uint64
+		r := &cd.old
+		if err := rows.Scan(&cd.key.setup, &cd.key.h, &cd.sw, &cd.id, &rated, &reason, &origClient, &r.Orig.CostMicro,
 			&termClient, &termReason, &r.Term.CostMicro, &cd.oldVersion); err != nil {
-			rows.Close()
 			return nil, err
 		}
-		r.Status, r.Reason, r.Term.Reason = status, rater.Reason(reason), rater.Reason(termReason)
+		r.Status = "mismatch"
+		if rated == 1 {
+			r.Status = "rated"
+		}
+		var err error
+		if r.Reason, err = reasonOf(reason); err != nil {
+			return nil, err
+		}
+		if r.Term.Reason, err = reasonOf(termReason); err != nil {
+			return nil, err
+		}
 		r.Orig.ClientID, r.Term.ClientID = int64(origClient), int64(termClient)
-		cd.old.ID = cd.key.id
 		cands = append(cands, cd)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(cands) == 0 {
-		return nil, nil
-	}
-	slices.SortFunc(cands, func(a, b candidate) int { return a.key.compare(b.key) })
-	at := make(map[rowKey]int, len(cands))
-	for i := range cands {
-		at[cands[i].key] = i
-	}
-	raws, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, raw, toUInt32(received_at), kafka_partition, kafka_offset, version
+	return cands, rows.Err()
+}
+
+// rawRow is one version of a raw CDR of a chunk.
+type rawRow struct {
+	key       rowKey
+	raw       []byte
+	received  uint32
+	partition int32
+	offset    int64
+	version   uint64
+}
+
+// scanRaws reads every version of the raw CDRs of a chunk (see scan).
+func scanRaws(ctx context.Context, ch driver.Conn, c chunkPlan, from, to uint32) ([]rawRow, error) {
+	raws, err := ch.Query(ctx, `SELECT toUInt32(setup_time), `+keyHash+`, raw, toUInt32(received_at), kafka_partition, kafka_offset, version
 		FROM cdrs_raw WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?)`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read the raw CDRs of %s: %w", c, err)
 	}
 	defer raws.Close()
+	out := make([]rawRow, 0, c.planned)
 	for raws.Next() {
-		var k rowKey
+		var rw rawRow
 		var raw string
-		var received uint32
-		var partition int32
-		var offset int64
-		var version uint64
-		if err := raws.Scan(&k.setup, &k.sw, &k.id, &raw, &received, &partition, &offset, &version); err != nil {
+		if err := raws.Scan(&rw.key.setup, &rw.key.h, &raw, &rw.received, &rw.partition, &rw.offset, &rw.version); err != nil {
 			return nil, err
 		}
-		i, ok := at[k]
-		if !ok {
-			continue
-		}
-		if cd := &cands[i]; !cd.hasRaw || version > cd.rawVersion {
-			// The driver allocated the string for this row alone: share it.
-			cd.raw, cd.received, cd.partition, cd.offset, cd.rawVersion, cd.hasRaw =
-				unsafe.Slice(unsafe.StringData(raw), len(raw)), time.Unix(int64(received), 0).UTC(), partition, offset, version, true
-		}
+		// The driver allocated the string for this row alone: share it.
+		rw.raw = unsafe.Slice(unsafe.StringData(raw), len(raw))
+		out = append(out, rw)
 	}
-	return cands, raws.Err()
+	return out, raws.Err()
 }
 
 // unchanged reports whether the chunk's rows are still those cands were
@@ -182,7 +263,7 @@ func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, 
 	for i := range cands {
 		at[cands[i].key] = i
 	}
-	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, version FROM xdrs FINAL
+	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), `+keyHash+`, version FROM xdrs FINAL
 		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND ((`+filter+`) OR `+versionsCond(versions)+`)`, from, to)
 	if err != nil {
 		return false, fmt.Errorf("check the xDRs of %s: %w", c, err)
@@ -192,7 +273,7 @@ func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, 
 	for rows.Next() {
 		var k rowKey
 		var v uint64
-		if err := rows.Scan(&k.setup, &k.sw, &k.id, &v); err != nil {
+		if err := rows.Scan(&k.setup, &k.h, &v); err != nil {
 			rows.Close()
 			return false, err
 		}
@@ -208,8 +289,8 @@ func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, 
 	if !same || n != len(cands) {
 		return false, nil
 	}
-	raws, err := ch.Query(ctx, `SELECT toUInt32(setup_time), switch, cdr_id, max(version) FROM cdrs_raw
-		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) GROUP BY setup_time, switch, cdr_id`, from, to)
+	raws, err := ch.Query(ctx, `SELECT toUInt32(setup_time), `+keyHash+` AS h, max(version) FROM cdrs_raw
+		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) GROUP BY setup_time, h`, from, to)
 	if err != nil {
 		return false, fmt.Errorf("check the raw CDRs of %s: %w", c, err)
 	}
@@ -217,7 +298,7 @@ func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, 
 	for raws.Next() {
 		var k rowKey
 		var v uint64
-		if err := raws.Scan(&k.setup, &k.sw, &k.id, &v); err != nil {
+		if err := raws.Scan(&k.setup, &k.h, &v); err != nil {
 			return false, err
 		}
 		if i, ok := at[k]; ok && (!cands[i].hasRaw || cands[i].rawVersion != v) {
@@ -228,7 +309,7 @@ func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, 
 }
 
 // staged is the old xDR a dead attempt of the job replaced, keyed by row.
-type staged map[rowKey]rater.XDR
+type staged map[rowKey]rater.Rating
 
 // stage records, durably, the old xDRs of cands[i] for each i in write,
 // before the job writes their new versions with version: a job killed
@@ -243,8 +324,8 @@ func stage(ctx context.Context, ch driver.Conn, job int64, chunk int, version ui
 	defer b.Abort() //nolint:errcheck // a no-op after Send
 	for _, i := range write {
 		cd := &cands[i]
-		r := &cd.old.Rating
-		if err := b.Append(uint64(job), uint32(chunk), version, time.Unix(int64(cd.key.setup), 0).UTC(), cd.key.sw, cd.key.id,
+		r := &cd.old
+		if err := b.Append(uint64(job), uint32(chunk), version, time.Unix(int64(cd.key.setup), 0).UTC(), cd.sw, cd.id,
 			r.Status, string(r.Reason), uint64(r.Orig.ClientID), sinks.Decimal(r.Orig.CostMicro), uint64(r.Term.ClientID),
 			string(r.Term.Reason), sinks.Decimal(r.Term.CostMicro)); err != nil {
 			return fmt.Errorf("stage the old xDRs: %w", err)
@@ -259,7 +340,7 @@ func stage(ctx context.Context, ch driver.Conn, job int64, chunk int, version ui
 // loadStaged returns the versions a job's dead attempts wrote in chunk and
 // the old xDRs they replaced.
 func loadStaged(ctx context.Context, ch driver.Conn, job int64, chunk int) ([]uint64, staged, error) {
-	rows, err := ch.Query(ctx, `SELECT version, toUInt32(setup_time), switch, cdr_id, old_status, old_reason, old_orig_client_id,
+	rows, err := ch.Query(ctx, `SELECT version, toUInt32(setup_time), `+keyHash+`, old_status, old_reason, old_orig_client_id,
 			toInt64(toDecimal128(old_orig_cost, 6) * 1000000), old_term_client_id, old_term_reason, toInt64(toDecimal128(old_term_cost, 6) * 1000000)
 		FROM rerate_staged WHERE job = ? AND chunk = ? ORDER BY version`, uint64(job), uint32(chunk))
 	if err != nil {
@@ -273,9 +354,9 @@ func loadStaged(ctx context.Context, ch driver.Conn, job int64, chunk int) ([]ui
 		var k rowKey
 		var status, reason, termReason string
 		var origClient, termClient uint64
-		var x rater.XDR
-		r := &x.Rating
-		if err := rows.Scan(&v, &k.setup, &k.sw, &k.id, &status, &reason, &origClient, &r.Orig.CostMicro, &termClient, &termReason, &r.Term.CostMicro); err != nil {
+		var x rater.Rating
+		r := &x
+		if err := rows.Scan(&v, &k.setup, &k.h, &status, &reason, &origClient, &r.Orig.CostMicro, &termClient, &termReason, &r.Term.CostMicro); err != nil {
 			return nil, nil, err
 		}
 		r.Status, r.Reason, r.Term.Reason = status, rater.Reason(reason), rater.Reason(termReason)

@@ -29,10 +29,33 @@ type BusyError struct {
 }
 
 func (e *BusyError) Error() string {
-	if e.Running {
+	switch {
+	case e.Running && e.Job == 0:
+		return "another rerating job is running; wait for it to finish"
+	case e.Running:
 		return fmt.Sprintf("rerating job %d is running; wait for it to finish", e.Job)
 	}
-	return fmt.Sprintf("rerating job %d was stopped before it finished; finish it first with `tarifa rerate resume %d`", e.Job, e.Job)
+	return fmt.Sprintf("rerating job %d was stopped before it finished; finish it first "+
+		"(`tarifa rerate resume %d`, or POST /v1/rerate-jobs/%d/resume)", e.Job, e.Job, e.Job)
+}
+
+// CatalogChangedError refuses to resume a job whose catalog changed since
+// it started: the chunks it did were rated against the catalog of then, and
+// rating the rest against another would leave one job with two tariffs. A
+// resume that asks for it (ResumeRequest.CurrentCatalog, `tarifa rerate
+// resume --with-current-catalog`) rates the rest against the catalog now,
+// and the job records that version as the one it resumed with.
+type CatalogChangedError struct {
+	Job        int64
+	Started    int64 // the catalog version the job started with
+	Now        int64
+	ResumedYet bool // the job was already resumed with another version once
+}
+
+func (e *CatalogChangedError) Error() string {
+	return fmt.Sprintf("the catalog changed since rerating job %d started (version %d, now %d): the chunks it did were rated "+
+		"against version %d; resume it with --with-current-catalog (the API's \"current_catalog\": true) to rate the rest against the catalog as it is now",
+		e.Job, e.Started, e.Now, e.Started)
 }
 
 // jobLock is the advisory lock a confirmed job holds while it runs: a job
@@ -47,14 +70,14 @@ type chunkPlan struct {
 	done     bool
 }
 
-const jobColumns = `id, state, dry_run, selection, actor, coalesce(reseller_id, 0), catalog_version, created_at, finished_at,
-	planned, selected, changed, skipped, result, error`
+const jobColumns = `id, state, dry_run, selection, actor, coalesce(reseller_id, 0), topic, catalog_version,
+	coalesce(resumed_catalog_version, 0), created_at, finished_at, planned, selected, changed, skipped, result, error`
 
 func scanJob(row pgx.Row) (*Job, error) {
 	var j Job
 	var sel, result []byte
-	if err := row.Scan(&j.ID, &j.State, &j.DryRun, &sel, &j.Actor, &j.ResellerID, &j.CatalogVersion, &j.CreatedAt, &j.FinishedAt,
-		&j.Planned, &j.Selected, &j.Changed, &j.Skipped, &result, &j.Error); err != nil {
+	if err := row.Scan(&j.ID, &j.State, &j.DryRun, &sel, &j.Actor, &j.ResellerID, &j.Topic, &j.CatalogVersion, &j.ResumedCatalogVersion,
+		&j.CreatedAt, &j.FinishedAt, &j.Planned, &j.Selected, &j.Changed, &j.Skipped, &result, &j.Error); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -143,19 +166,17 @@ func inSubtree(ctx context.Context, pg *pgxpool.Pool, root, reseller int64) (boo
 // unfinished returns the unfinished confirmed job, if any (there is at
 // most one: a job is refused while another is unfinished).
 func unfinished(ctx context.Context, q pgx.Tx) (*Job, string, error) {
+	var id int64
 	var key string
-	row := q.QueryRow(ctx, `SELECT `+jobColumns+`, selection_key FROM rerate_jobs WHERE state IN ('running', 'failed') ORDER BY id LIMIT 1`)
-	var j Job
-	var sel, result []byte
-	err := row.Scan(&j.ID, &j.State, &j.DryRun, &sel, &j.Actor, &j.ResellerID, &j.CatalogVersion, &j.CreatedAt, &j.FinishedAt,
-		&j.Planned, &j.Selected, &j.Changed, &j.Skipped, &result, &j.Error, &key)
+	err := q.QueryRow(ctx, `SELECT id, selection_key FROM rerate_jobs WHERE state IN ('running', 'failed') ORDER BY id LIMIT 1`).Scan(&id, &key)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, "", nil
 	}
 	if err != nil {
 		return nil, "", err
 	}
-	return &j, key, nil
+	j, err := scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM rerate_jobs WHERE id = $1`, id))
+	return j, key, err
 }
 
 // loadChunks returns a job's plan.

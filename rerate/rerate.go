@@ -3,9 +3,11 @@ package rerate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,8 +25,8 @@ type Config struct {
 	// Topic is the workers' CDR topic: its stored offsets tell which raw
 	// CDRs a worker has committed (default "cdrs").
 	Topic string
-	// ChunkSize is about how many CDRs a chunk holds (default 50000); a
-	// setup minute is never split. A confirmed job holds the partitions'
+	// ChunkSize is about how many CDRs a chunk holds (default 25000); a
+	// setup minute is never split. Memory is about two chunks. A confirmed job holds the partitions'
 	// offset locks while it writes one chunk, so smaller chunks pause the
 	// workers for shorter moments.
 	ChunkSize int
@@ -47,7 +49,7 @@ func (c *Config) Validate() error {
 		c.Topic = "cdrs"
 	}
 	if c.ChunkSize == 0 {
-		c.ChunkSize = 50000
+		c.ChunkSize = 25000
 	}
 	if c.Retries == 0 {
 		c.Retries = 5
@@ -71,13 +73,21 @@ type Request struct {
 	Selection Selection
 	DryRun    bool
 	Actor     string // who asked: a token's name, "cli"
-	// Scope is the reseller of a reseller's request: its job touches only
-	// the clients of that reseller's subtree. 0 for an admin.
+	// Scope is the reseller of a reseller's request: its job moves only
+	// the balances of that reseller's subtree's clients. 0 for an admin.
 	Scope int64
+	// CurrentCatalog lets the request resume an unfinished job with the
+	// same selection although the catalog changed since it started (see
+	// CatalogChangedError).
+	CurrentCatalog bool
 	// Started, when set, is called once the job is recorded (with its id),
 	// before its first chunk: a server answers with it and lets the job
 	// run on.
 	Started func(*Job)
+
+	// lockPID is the backend of the session holding the jobs' lock for a
+	// confirmed job: each chunk checks it still does.
+	lockPID uint32
 }
 
 // Runner runs rerating jobs: it rates CDRs again from cdrs_raw with the
@@ -99,15 +109,18 @@ type Request struct {
 //     an attempt that never wrote its raw CDR, or it would become billable
 //     but a message past its stored offset holds its dedupe claim;
 //  4. claim the dedupe keys of the CDRs the job makes billable, as the
-//     worker would, so that the switch re-sending one is a duplicate;
+//     worker would — committed at once, before the job takes its version,
+//     so that a worker's look-up either sees them or ranks below — and
+//     the switch re-sending one is a duplicate;
 //  5. record the old xDRs it replaces in rerate_staged (ClickHouse keeps
 //     only the newest version once parts merge), then write the new ones;
 //  6. apply new − old to the balances, mark the rollup hours, record the
 //     chunk done and the job's counts, and commit.
 //
-// A job killed before 6 commits moved nothing and claimed nothing; resumed,
-// it redoes the chunk, taking the old xDR of every row that still holds its
-// dead attempt's version from rerate_staged. Two confirmed jobs never run
+// A job killed before 6 commits moved nothing (its claims stand, and are
+// its own when it resumes); resumed, it redoes the chunk, taking the old
+// xDR of every row that still holds its dead attempt's version from
+// rerate_staged. Two confirmed jobs never run
 // at once, and a job is refused while another is unfinished.
 //
 // A Runner is safe for concurrent use; each Run holds one connection of
@@ -122,8 +135,10 @@ type Runner struct {
 
 	// afterWrite, set by tests, runs after a chunk's xDRs are written and
 	// before its balances move: an error there is a job killed at the
-	// worst moment.
+	// worst moment. beforeLock runs after a chunk was read, before the
+	// job takes the partitions' locks: a worker's write can land there.
 	afterWrite func(chunk int) error
+	beforeLock func(chunk int)
 }
 
 // NewRunner returns a runner on the given servers; Close stops its writer.
@@ -156,54 +171,103 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Job, error) {
 	if req.DryRun {
 		return r.run(ctx, req, 0)
 	}
-	release, err := r.lock(ctx)
+	release, pid, err := r.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	req.lockPID = pid
 	return r.run(ctx, req, 0)
 }
 
-// Resume finishes unfinished job id (killed, or failed). A reseller (scope
-// > 0) resumes the jobs of its subtree only.
-func (r *Runner) Resume(ctx context.Context, id, scope int64) (*Job, error) {
-	return r.ResumeStarted(ctx, id, scope, nil)
+// ResumeRequest asks to finish an unfinished job.
+type ResumeRequest struct {
+	ID int64
+	// Scope is the reseller asking (0: an admin): a reseller resumes the
+	// jobs of its subtree only.
+	Scope int64
+	// CurrentCatalog resumes a job whose catalog changed since it started,
+	// rating its remaining chunks against the catalog now; without it such
+	// a job is refused with *CatalogChangedError.
+	CurrentCatalog bool
+	// Started is Request.Started.
+	Started func(*Job)
 }
 
-// ResumeStarted is Resume, calling started (when not nil) as Request.Started.
-func (r *Runner) ResumeStarted(ctx context.Context, id, scope int64, started func(*Job)) (*Job, error) {
-	j, err := Get(ctx, r.pg, id, scope)
+// Resume finishes an unfinished job (killed, or failed).
+func (r *Runner) Resume(ctx context.Context, req ResumeRequest) (*Job, error) {
+	j, err := Get(ctx, r.pg, req.ID, req.Scope)
 	if err != nil {
 		return nil, err
 	}
 	if j.State != StateRunning && j.State != StateFailed {
-		return nil, fmt.Errorf("job %d is %s: %w", id, j.State, ErrNotResumable)
+		return nil, fmt.Errorf("job %d is %s: %w", req.ID, j.State, ErrNotResumable)
 	}
-	release, err := r.lock(ctx)
+	release, pid, err := r.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return r.run(ctx, Request{Selection: j.Selection, Actor: j.Actor, Scope: j.ResellerID, Started: started}, id)
+	return r.run(ctx, Request{Selection: j.Selection, Actor: j.Actor, Scope: j.ResellerID, CurrentCatalog: req.CurrentCatalog,
+		Started: req.Started, lockPID: pid}, req.ID)
+}
+
+// ResumeAbandoned finishes a confirmed job whose process died (its state
+// still says running, but nobody holds the jobs' lock), so that one killed
+// process does not leave every later job refused; the API server calls it
+// when it starts and every minute. It returns nil and no error when there
+// is no such job or another job holds the lock. A job it may not resume
+// because the catalog changed since it started is marked failed with that
+// reason: an operator resumes it, with the flag, or leaves it.
+func (r *Runner) ResumeAbandoned(ctx context.Context) (*Job, error) {
+	release, pid, err := r.lock(ctx)
+	var busy *BusyError
+	if errors.As(err, &busy) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var id int64
+	err = r.pg.QueryRow(ctx, `SELECT id FROM rerate_jobs WHERE state = 'running' AND NOT dry_run ORDER BY id LIMIT 1`).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look for an abandoned rerating job: %w", err)
+	}
+	j, err := Get(ctx, r.pg, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("resuming a rerating job whose process stopped", "job", id)
+	done, err := r.run(ctx, Request{Selection: j.Selection, Actor: j.Actor, Scope: j.ResellerID, lockPID: pid}, id)
+	var changed *CatalogChangedError
+	if errors.As(err, &changed) {
+		return j, r.fail(j, err)
+	}
+	return done, err
 }
 
 // lock takes the confirmed jobs' advisory lock on a connection of its own
-// and returns its release, or reports the job that holds it.
-func (r *Runner) lock(ctx context.Context) (func(), error) {
+// and returns its release and the backend holding it, or reports the job
+// that holds it.
+func (r *Runner) lock(ctx context.Context) (func(), uint32, error) {
 	conn, err := r.pg.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, 0, fmt.Errorf("postgres: %w", err)
 	}
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(jobLock)).Scan(&ok); err != nil {
 		conn.Release()
-		return nil, fmt.Errorf("take the rerating lock: %w", err)
+		return nil, 0, fmt.Errorf("take the rerating lock: %w", err)
 	}
 	if !ok {
 		conn.Release()
-		var id int64
+		var id int64 // 0 when the holder has not recorded its job yet: the message says so
 		_ = r.pg.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM rerate_jobs WHERE state = 'running'`).Scan(&id)
-		return nil, &BusyError{Job: id, Running: true}
+		return nil, 0, &BusyError{Job: id, Running: true}
 	}
 	return func() {
 		// The lock goes with the session: a connection handed back to the
@@ -214,8 +278,40 @@ func (r *Runner) lock(ctx context.Context) (func(), error) {
 			conn.Conn().Close(ctx) //nolint:errcheck // closing the session frees its lock
 		}
 		conn.Release()
-	}, nil
+	}, conn.Conn().PgConn().PID(), nil
 }
+
+// ownChunk checks, at the start of a chunk's transaction, that this
+// process still runs the job: its lock session holds the jobs' lock, and
+// the chunk is not done — and locks the chunk's row. A process whose lock
+// session was lost (another may have resumed the job since) stops before
+// it writes anything; of two processes on one chunk, the second waits on
+// the row and finds it done.
+func ownChunk(ctx context.Context, tx pgx.Tx, j *Job, chunk int) error {
+	var held bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1
+		AND ((classid::bigint << 32) | objid::bigint) = $2)`, int64(j.lockPID), int64(jobLock)).Scan(&held); err != nil {
+		return fmt.Errorf("check the rerating lock: %w", err)
+	}
+	if !held {
+		return errLockLost
+	}
+	var done bool
+	if err := tx.QueryRow(ctx, `SELECT done_at IS NOT NULL FROM rerate_chunks WHERE job_id = $1 AND chunk = $2 FOR UPDATE`,
+		j.ID, chunk).Scan(&done); err != nil {
+		return fmt.Errorf("lock the chunk: %w", err)
+	}
+	if done {
+		return errLockLost
+	}
+	return nil
+}
+
+// errLockLost stops a process that no longer runs its job: its lock
+// session was lost, or another process did the chunk. It leaves the job's
+// state alone (it may be another process's by now).
+var errLockLost = errors.New("this process no longer holds the rerating lock (its database session was lost), " +
+	"or another process did the chunk: it stops here, and the job carries on where it is resumed")
 
 // run creates (resume == 0) or resumes a job and runs it to the end.
 func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, error) {
@@ -227,25 +323,26 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 	if err != nil {
 		return nil, err
 	}
-	var scope []int64
+	var sc scope
 	if req.Scope > 0 {
-		if scope, err = scopeClients(ctx, r.pg, req.Scope); err != nil {
+		if sc, err = scopeClients(ctx, r.pg, req.Scope); err != nil {
 			return nil, err
 		}
 	}
 	sel := req.Selection
-	filter := sel.filter(scope)
+	filter := sel.filter(sc)
 	j, chunks, err := r.open(ctx, req, resume, cat.Version, filter)
 	if err != nil {
 		return nil, err
 	}
+	j.lockPID = req.lockPID
 	if req.Started != nil {
 		req.Started(j)
 	}
 	if j.State == StateDone {
 		return j, nil
 	}
-	t := tallyOf(j)
+	t := tallyOf(j, sc)
 	start := time.Now()
 	var planned, done int64
 	for _, c := range chunks {
@@ -253,26 +350,23 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			planned += c.planned
 		}
 	}
-	inScope := func(id int64) bool {
-		if scope == nil || id == 0 {
-			return true
-		}
-		_, ok := slices.BinarySearch(scope, id)
-		return ok
-	}
 	// Chunks are read (and rated) one ahead of the one being applied, so
 	// that ClickHouse's reading and the job's work overlap.
 	pctx, stopPrefetch := context.WithCancel(ctx)
 	defer stopPrefetch()
 	reads := make(chan readResult, 1)
-	// Three chunk buffers go round: one being read, one waiting, one being
-	// applied; their xDR slots keep their decode buffers from chunk to chunk.
-	free := make(chan *chunkRead, 3)
-	for range 3 {
+	// Two chunk buffers go round: one being read, one being applied; their
+	// xDR slots keep their decode buffers from chunk to chunk.
+	free := make(chan *chunkRead, 2)
+	for range 2 {
 		free <- &chunkRead{}
 	}
 	go func() {
 		defer close(reads)
+		// A confirmed job's chunks are rated here too, so that rating the
+		// next chunk overlaps committing this one (its commit waits on the
+		// servers); a dry run's are rated by the applier, which has nothing
+		// else to do.
 		raters := []*rater.Rater{rater.NewRater(), rater.NewRater()}
 		for _, c := range chunks {
 			if c.done {
@@ -284,9 +378,16 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			case <-pctx.Done():
 				return
 			}
-			err := r.read(pctx, rd, j, c, filter, cat, raters)
+			began := time.Now()
+			err := r.read(pctx, rd, j, c, filter)
+			took := time.Since(began)
+			var rated time.Duration
+			if err == nil && !j.DryRun {
+				rd.news, rd.rated = rateAll(cat, raters, rd.cands, rd.news), true
+				rated = time.Since(began) - took
+			}
 			select {
-			case reads <- readResult{rd, err}:
+			case reads <- readResult{rd, err, took, rated}:
 			case <-pctx.Done():
 				return
 			}
@@ -295,27 +396,32 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			}
 		}
 	}()
-	raters := []*rater.Rater{rater.NewRater(), rater.NewRater()}
+	p := &pass{j: j, filter: filter, cat: cat, raters: []*rater.Rater{rater.NewRater(), rater.NewRater()}, info: info, sc: sc}
 	for _, c := range chunks {
 		if c.done {
 			continue
 		}
 		var rr readResult
+		waited := time.Now()
 		select {
 		case rr = <-reads:
 		case <-ctx.Done():
 			return j, r.fail(j, ctx.Err())
 		}
+		p.ph.WaitRead += time.Since(waited)
+		p.ph.Read += rr.took
+		p.ph.Rate += rr.rated
 		rd, err := rr.rd, rr.err
 		for attempt := 0; ; attempt++ {
 			if err == nil {
 				snapshot := t.clone()
-				if err = r.apply(ctx, j, rd, filter, cat, raters[0], t, info, inScope); err == nil {
+				p.t = t
+				if err = r.apply(ctx, p, rd); err == nil {
 					break
 				}
 				t = snapshot
 			}
-			if ctx.Err() != nil || attempt >= r.cfg.Retries {
+			if ctx.Err() != nil || attempt >= r.cfg.Retries || errors.Is(err, errLockLost) {
 				return j, r.fail(j, err)
 			}
 			r.log.Warn("rerating chunk failed; trying it again", "job", j.ID, "chunk", c.n, "attempt", attempt+1, "err", err)
@@ -325,7 +431,7 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			case <-time.After(time.Duration(attempt+1) * time.Second):
 			}
 			// What a failed attempt wrote is staged: read the chunk again.
-			err = r.read(ctx, rd, j, c, filter, cat, raters)
+			err = r.read(ctx, rd, j, c, filter)
 		}
 		done += int64(len(rd.cands))
 		free <- rd
@@ -333,18 +439,63 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			r.cfg.Progress(Progress{Job: j.ID, Done: done, Planned: planned, Elapsed: time.Since(start)})
 		}
 	}
-	return r.finish(ctx, j, t, info)
+	j, err = r.finish(ctx, j, t, info)
+	if err == nil {
+		r.log.Info("rerating job finished: where its time went (read runs one chunk ahead of the rest)", "job", j.ID, "state", j.State,
+			"cdrs", done, "took", time.Since(start).Round(time.Millisecond), p.ph.attrs())
+	}
+	return j, err
+}
+
+// Phases is where a job's time went in this process, summed over its
+// chunks: reading runs one chunk ahead of the rest (WaitRead is how long
+// the rest waited for it); the others follow one another.
+type Phases struct {
+	Read     time.Duration // reading chunks from ClickHouse
+	WaitRead time.Duration // waiting for the next chunk to be read
+	Rate     time.Duration // rating them again
+	Lock     time.Duration // taking the partitions' offsets (waiting for the workers' commits in progress)
+	Check    time.Duration // checking, or reading again, what workers changed since the chunk was read
+	Claim    time.Duration // claiming the dedupe keys of the calls made billable
+	Stage    time.Duration // recording the old xDRs in rerate_staged
+	Write    time.Duration // writing the new xDRs
+	Balances time.Duration // moving the balances, marking rollup hours, recording the chunk and committing
+}
+
+func (ph *Phases) attrs() slog.Attr {
+	r := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	return slog.Group("phases", "read", r(ph.Read), "wait_read", r(ph.WaitRead), "rate", r(ph.Rate), "lock", r(ph.Lock),
+		"check", r(ph.Check), "claim", r(ph.Claim), "stage", r(ph.Stage), "write", r(ph.Write), "balances", r(ph.Balances))
+}
+
+// pass is one run of a job in this process: what its chunks share.
+type pass struct {
+	j      *Job
+	filter string
+	cat    *rater.Catalog
+	raters []*rater.Rater
+	t      *tally
+	info   map[int64]clientInfo
+	sc     scope
+	ph     Phases
 }
 
 // open creates the job row and its plan, or loads the job to resume.
 func (r *Runner) open(ctx context.Context, req Request, resume, catalogVersion int64, filter string) (*Job, []chunkPlan, error) {
 	sel := req.Selection
+	var topic string
+	if resume == 0 {
+		var err error
+		if topic, err = r.topic(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	if req.DryRun {
 		chunks, total, err := plan(ctx, r.ch, sel, filter, r.cfg.ChunkSize)
 		if err != nil {
 			return nil, nil, err
 		}
-		j, err := r.insertJob(ctx, nil, req, StateDryRun, catalogVersion, total)
+		j, err := r.insertJob(ctx, nil, req, StateDryRun, topic, catalogVersion, total)
 		return j, chunks, err
 	}
 	tx, err := r.pg.Begin(ctx)
@@ -373,12 +524,20 @@ func (r *Runner) open(ctx context.Context, req Request, resume, catalogVersion i
 		if err != nil {
 			return nil, nil, err
 		}
-		if j.CatalogVersion != catalogVersion {
-			r.log.Warn("the catalog changed since the job started; the chunks left are rated against the catalog as it is now",
-				"job", j.ID, "started_with", j.CatalogVersion, "now", catalogVersion)
-			if _, err := r.pg.Exec(ctx, `UPDATE rerate_jobs SET catalog_version = $2 WHERE id = $1`, j.ID, catalogVersion); err != nil {
+		rated := j.CatalogVersion
+		if j.ResumedCatalogVersion != 0 {
+			rated = j.ResumedCatalogVersion
+		}
+		if rated != catalogVersion {
+			if !req.CurrentCatalog {
+				return nil, nil, &CatalogChangedError{Job: j.ID, Started: rated, Now: catalogVersion}
+			}
+			r.log.Warn("the catalog changed since the job started; the chunks left are rated against the catalog as it is now, as asked",
+				"job", j.ID, "started_with", j.CatalogVersion, "rated_with", rated, "now", catalogVersion)
+			if _, err := r.pg.Exec(ctx, `UPDATE rerate_jobs SET resumed_catalog_version = $2 WHERE id = $1`, j.ID, catalogVersion); err != nil {
 				return nil, nil, err
 			}
+			j.ResumedCatalogVersion = catalogVersion
 		}
 		chunks, err := loadChunks(ctx, r.pg, j.ID)
 		return j, chunks, err
@@ -387,7 +546,7 @@ func (r *Runner) open(ctx context.Context, req Request, resume, catalogVersion i
 	if err != nil {
 		return nil, nil, err
 	}
-	j, err := r.insertJob(ctx, tx, req, StateRunning, catalogVersion, total)
+	j, err := r.insertJob(ctx, tx, req, StateRunning, topic, catalogVersion, total)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -403,7 +562,7 @@ func (r *Runner) open(ctx context.Context, req Request, resume, catalogVersion i
 	return j, chunks, nil
 }
 
-func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state string, catalogVersion, planned int64) (*Job, error) {
+func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state, topic string, catalogVersion, planned int64) (*Job, error) {
 	sel, err := json.Marshal(req.Selection)
 	if err != nil {
 		return nil, err
@@ -414,7 +573,7 @@ func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state st
 	}
 	q := `INSERT INTO rerate_jobs (state, dry_run, selection, selection_key, actor, reseller_id, topic, catalog_version, planned)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ` + jobColumns
-	args := []any{state, req.DryRun, sel, req.Selection.Key(), req.Actor, scope, r.cfg.Topic, catalogVersion, planned}
+	args := []any{state, req.DryRun, sel, req.Selection.Key(), req.Actor, scope, topic, catalogVersion, planned}
 	if tx != nil {
 		return scanJob(tx.QueryRow(ctx, q, args...))
 	}
@@ -422,61 +581,112 @@ func (r *Runner) insertJob(ctx context.Context, tx pgx.Tx, req Request, state st
 }
 
 // chunkRead is one chunk read and rated again: its candidates and their
-// new xDRs, and what dead attempts of the job wrote into it.
+// new xDRs (a dry run keeps only their tally), and what dead attempts of
+// the job wrote into it.
 type chunkRead struct {
-	c     chunkPlan
-	dead  []uint64
-	st    staged
-	cands []candidate
-	news  []rater.XDR
+	c       chunkPlan
+	dead    []uint64
+	st      staged
+	offsets map[int32]int64 // the stored offsets before the chunk was read
+	cands   []candidate
+	news    []rater.XDR
+	rated   bool // news holds the rating of cands
 }
 
 type readResult struct {
-	rd  *chunkRead
-	err error
+	rd          *chunkRead
+	err         error
+	took, rated time.Duration // reading it, rating it
 }
 
-// read reads chunk c's candidates into rd and rates them (step 1).
-func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, filter string, cat *rater.Catalog, raters []*rater.Rater) error {
-	rd.c, rd.dead, rd.st = c, nil, nil
+// read reads chunk c's candidates into rd (step 1); apply rates them, so
+// that reading the next chunk overlaps rating this one.
+func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, filter string) error {
+	rd.c, rd.dead, rd.st, rd.offsets, rd.rated = c, nil, nil, nil, false
 	if !j.DryRun {
 		var err error
 		if rd.dead, rd.st, err = loadStaged(ctx, r.ch, j.ID, c.n); err != nil {
 			return err
 		}
+		if rd.offsets, err = readOffsets(ctx, r.pg, j.Topic); err != nil {
+			return err
+		}
 	}
 	clear(rd.cands) // let the last chunk's raw CDRs go
-	cands, err := scan(ctx, r.ch, c, filter, rd.dead, rd.cands[:0])
+	cands, err := scan(ctx, r.ch, c, filter, rd.dead, !j.DryRun, rd.cands[:0])
 	if err != nil {
 		return err
 	}
 	rd.cands = cands
-	rd.news = rateAll(cat, raters, rd.cands, rd.news)
 	return nil
 }
 
 // apply counts a dry run's chunk, or commits a confirmed job's (steps 2–6).
-func (r *Runner) apply(ctx context.Context, j *Job, rd *chunkRead, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
-	info map[int64]clientInfo, inScope func(int64) bool) error {
-	if j.DryRun {
-		for i := range rd.cands {
-			if rd.cands[i].hasRaw {
-				t.add(&rd.cands[i].old, &rd.news[i])
-			} else {
-				t.skipped++
-			}
-		}
-		return r.record(ctx, nil, j, t, info)
+func (r *Runner) apply(ctx context.Context, p *pass, rd *chunkRead) error {
+	began := time.Now()
+	if p.j.DryRun {
+		p.t.merge(tallyAll(p.cat, p.raters, rd.cands, p.sc))
+		p.ph.Rate += time.Since(began)
+		return r.record(ctx, nil, p.j, p.t, p.info)
 	}
-	return r.commit(ctx, j, rd.c, filter, cat, rt, t, info, inScope, rd.dead, rd.st, rd.cands, rd.news)
+	if !rd.rated { // read again after a failed attempt
+		rd.news, rd.rated = rateAll(p.cat, p.raters, rd.cands, rd.news), true
+		p.ph.Rate += time.Since(began)
+	}
+	return r.commit(ctx, p, rd)
+}
+
+// tallyAll rates each candidate's raw CDR as the worker would have and
+// counts what it would change, sharing the work between the raters (one
+// goroutine each, each with a tally of its own and one xDR it reuses): a
+// dry run keeps no rated xDR. A call that would move the balance of a
+// client outside sc is counted skipped, as the confirmed job leaves it.
+func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, sc scope) *tally {
+	per := (len(cands) + len(raters) - 1) / len(raters)
+	parts := make([]*tally, len(raters))
+	var wg sync.WaitGroup
+	for k, rt := range raters {
+		parts[k] = newTally(sc)
+		lo, hi := k*per, min((k+1)*per, len(cands))
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func(t *tally) {
+			defer wg.Done()
+			var x rater.XDR
+			for i := lo; i < hi; i++ {
+				cd := &cands[i]
+				if !cd.hasRaw {
+					t.skipped++
+					continue
+				}
+				m := ingest.Message{Partition: int(cd.partition), Offset: cd.offset, Time: cd.received, Value: cd.raw}
+				rt.Rate(cat, &m, &x, 0)
+				if sc.movedOutside(&cd.old, &x.Rating) {
+					t.skipped++
+					continue
+				}
+				t.add(&cd.old, &x.Rating)
+			}
+		}(parts[k])
+	}
+	wg.Wait()
+	for _, p := range parts[1:] {
+		parts[0].merge(p)
+	}
+	return parts[0]
 }
 
 // rateAll rates each candidate's raw CDR as the worker would have, into
 // news (its slots reused), sharing the work between the raters (one
 // goroutine each).
 func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, news []rater.XDR) []rater.XDR {
-	for len(news) < len(cands) {
-		news = append(news[:cap(news)], rater.XDR{})
+	if n := len(cands); cap(news) < n {
+		// Every slot up to the capacity keeps its decode buffers; grow once,
+		// by what is missing (appending to news[:cap] slot by slot doubled
+		// the capacity at every chunk a little larger than the last).
+		news = append(news[:cap(news)], make([]rater.XDR, n-cap(news))...)
 	}
 	news = news[:len(cands)]
 	per := (len(cands) + len(raters) - 1) / len(raters)
@@ -506,63 +716,79 @@ func rateAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, news 
 }
 
 // commit is steps 2–6 of the Runner's doc for one chunk.
-func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string, cat *rater.Catalog, rt *rater.Rater, t *tally,
-	info map[int64]clientInfo, inScope func(int64) bool, dead []uint64, st staged, cands []candidate, news []rater.XDR) error {
+func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
+	j, c, t, sc, dead, st, cands, news := p.j, rd.c, p.t, p.sc, rd.dead, rd.st, rd.cands, rd.news
+	if r.beforeLock != nil {
+		r.beforeLock(c.n)
+	}
+	ph := &p.ph
+	mark := time.Now()
+	lap := func(d *time.Duration) {
+		now := time.Now()
+		*d += now.Sub(mark)
+		mark = now
+	}
 	tx, err := r.pg.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	next, err := lockOffsets(ctx, tx, r.cfg.Topic)
+	if err := ownChunk(ctx, tx, j, c.n); err != nil {
+		return err
+	}
+	next, err := lockOffsets(ctx, tx, j.Topic)
 	if err != nil {
 		return err
 	}
-	same, err := unchanged(ctx, r.ch, c, filter, dead, cands)
-	if err != nil {
-		return err
+	lap(&ph.Lock)
+	// No worker committed since the chunk was read (no stored offset
+	// moved): what it read is what balances hold — a worker's attempt that
+	// wrote since and failed is in flight, and its retry meets the job's
+	// dedupe claims (see inFlight). Otherwise check row by row.
+	same := offsetsEqual(rd.offsets, next)
+	if !same {
+		if same, err = unchanged(ctx, r.ch, c, p.filter, dead, cands); err != nil {
+			return err
+		}
 	}
 	if !same {
 		// A worker wrote into the chunk since it was read: read it again,
 		// now that no worker can.
-		if cands, err = scan(ctx, r.ch, c, filter, dead, cands[:0]); err != nil {
+		if cands, err = scan(ctx, r.ch, c, p.filter, dead, true, cands[:0]); err != nil {
 			return err
 		}
-		news = rateAll(cat, []*rater.Rater{rt}, cands, news)
+		news = rateAll(p.cat, p.raters, cands, news)
+		rd.cands, rd.news = cands, news
 	}
-	clock, err := sinks.Clock(ctx, tx)
-	if err != nil {
-		return err
-	}
-	version := clock + jobMark
-
+	lap(&ph.Check)
 	var write, claim []int
 	for i := range cands {
 		cd, nx := &cands[i], &news[i]
 		deadWrite := slices.Contains(dead, cd.oldVersion)
 		switch {
 		case deadWrite:
-			old, ok := st[cd.key]
-			if !ok {
-				return fmt.Errorf("BUG: job %d: %s holds a version the job wrote, but what it replaced was not staged", j.ID, cd.key.id)
+			// A dead attempt's write; what it replaced is staged, unless it
+			// billed the same as what it wrote (then the row says it).
+			if old, ok := st[cd.key]; ok {
+				cd.old = old
 			}
-			cd.old.Rating = old.Rating
 		case !cd.hasRaw || inFlight(cd, next):
 			t.skipped++
 			continue
 		}
-		if k := (rowKey{uint32(nx.CDR.SetupTime.Unix()), nx.CDR.Switch, nx.ID}); k != cd.key {
+		if uint32(nx.CDR.SetupTime.Unix()) != cd.key.setup || nx.CDR.Switch != cd.sw || nx.ID != cd.id {
 			// Rating again gives another row (a CDR the rules now read
-			// differently): leave it rather than write a second row.
-			r.log.Warn("a CDR rated again lands on another row; left alone", "job", j.ID, "cdr_id", cd.key.id)
+			// differently, or two keys of one second that collide in 64
+			// bits): leave it rather than write a second row.
+			r.log.Warn("a CDR rated again lands on another row; left alone", "job", j.ID, "cdr_id", cd.id)
 			t.skipped++
 			continue
 		}
-		if !inScope(cd.old.Rating.Orig.ClientID) || !inScope(cd.old.Rating.Term.ClientID) ||
-			!inScope(nx.Rating.Orig.ClientID) || !inScope(nx.Rating.Term.ClientID) {
+		if sc.movedOutside(&cd.old, &nx.Rating) {
 			t.skipped++ // it would move the balance of a client outside the caller's subtree
 			continue
 		}
-		if nx.Moves() && !cd.old.Moves() {
+		if nx.Moves() && !(&rater.XDR{Rating: cd.old}).Moves() {
 			claim = append(claim, len(write))
 		}
 		write = append(write, i)
@@ -571,14 +797,18 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 	for k, w := range claim {
 		claimXs[k] = &news[write[w]]
 	}
-	holders, err := sinks.ClaimForJob(ctx, tx, j.ID, claimXs)
+	holders, err := r.claim(ctx, j.ID, claimXs)
 	if err != nil {
 		return err
 	}
+	lap(&ph.Claim)
 	if len(holders) > 0 {
 		drop := map[int]bool{}
 		for k, h := range holders {
-			if h.Topic == r.cfg.Topic && h.Offset >= next[int32(h.Partition)] {
+			switch {
+			case h.Topic == sinks.RerateTopic && h.Offset == j.ID:
+				// This job's own claim, from an attempt that died: it stands.
+			case h.Topic == j.Topic && h.Offset >= next[int32(h.Partition)]:
 				drop[claim[k]] = true // a worker is billing this very CDR right now
 			}
 		}
@@ -592,10 +822,28 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		}
 		write = kept
 	}
+	// The version comes after the claims are visible: a worker whose
+	// look-up missed them took its own clock before they committed, so the
+	// job's rows outrank its (and one that looks later finds them).
+	clock, err := sinks.Clock(ctx, tx)
+	if err != nil {
+		return err
+	}
+	version := clock + jobMark
 	if len(write) > 0 {
-		if err := stage(ctx, r.ch, j.ID, c.n, version, cands, write); err != nil {
+		// Stage what a dead attempt could not read back from the rows it
+		// wrote: the old billing of the calls whose billing changes.
+		var changed []int
+		for _, i := range write {
+			if billingDiffers(&cands[i].old, &news[i].Rating) {
+				changed = append(changed, i)
+			}
+		}
+		lap(&ph.Claim) // the clock and the choice belong with the claims
+		if err := stage(ctx, r.ch, j.ID, c.n, version, cands, changed); err != nil {
 			return err
 		}
+		lap(&ph.Stage)
 		// The new xDRs are written in place: those left alone are marked
 		// so that the writer skips them.
 		writing := make([]bool, len(news))
@@ -609,13 +857,14 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 				continue
 			}
 			news[i].Version = version
-			d.SubXDR(&cands[i].old)
+			d.SubXDR(&rater.XDR{Rating: cands[i].old})
 			d.AddXDR(&news[i])
-			t.add(&cands[i].old, &news[i])
+			t.add(&cands[i].old, &news[i].Rating)
 		}
 		if err := r.w.Write(ctx, news, false); err != nil {
 			return fmt.Errorf("write the new xDRs: %w", err)
 		}
+		lap(&ph.Write)
 		if r.afterWrite != nil {
 			if err := r.afterWrite(c.n); err != nil {
 				return err
@@ -637,13 +886,63 @@ func (r *Runner) commit(ctx context.Context, j *Job, c chunkPlan, filter string,
 		j.ID, c.n, int64(version)); err != nil {
 		return fmt.Errorf("record the chunk: %w", err)
 	}
-	if err := r.record(ctx, tx, j, t, info); err != nil {
+	if err := r.record(ctx, tx, j, t, p.info); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit the chunk: %w", err)
 	}
+	lap(&ph.Balances)
 	return nil
+}
+
+// claim takes the dedupe claims of xs for job in a transaction of its own,
+// committed at once — as a worker claims before it takes its version — and
+// returns the keys another holder has. A job that dies later leaves its
+// claims; resumed, it finds them its own.
+func (r *Runner) claim(ctx context.Context, job int64, xs []*rater.XDR) (map[int]sinks.Holder, error) {
+	if len(xs) == 0 {
+		return nil, nil
+	}
+	tx, err := r.pg.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
+	holders, err := sinks.ClaimForJob(ctx, tx, job, xs)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit the dedupe claims: %w", err)
+	}
+	return holders, nil
+}
+
+// topic is the CDR topic a new job checks the workers' stored offsets of:
+// the configured one when workers committed on it; else, when workers
+// committed on exactly one other topic, that one (a job checking a topic no
+// worker reads would take every CDR for in flight and change nothing); none
+// at all, the configured one (no worker billed anything yet).
+func (r *Runner) topic(ctx context.Context) (string, error) {
+	rows, err := r.pg.Query(ctx, `SELECT DISTINCT topic FROM consumed_offsets ORDER BY topic`)
+	if err != nil {
+		return "", fmt.Errorf("read the workers' topics: %w", err)
+	}
+	topics, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", fmt.Errorf("read the workers' topics: %w", err)
+	}
+	switch {
+	case len(topics) == 0 || slices.Contains(topics, r.cfg.Topic):
+		return r.cfg.Topic, nil
+	case len(topics) == 1:
+		r.log.Warn("no worker committed on the configured topic; the job checks the one topic workers committed on",
+			"configured", r.cfg.Topic, "topic", topics[0])
+		return topics[0], nil
+	}
+	return "", fmt.Errorf("no worker committed on topic %q (TARIFA_KAFKA_TOPIC, --topic); workers committed on %s: name the workers' topic",
+		r.cfg.Topic, strings.Join(topics, ", "))
 }
 
 // lockOffsets locks every stored offset of topic and returns them by
@@ -660,6 +959,33 @@ func lockOffsets(ctx context.Context, tx pgx.Tx, topic string) (map[int32]int64,
 		return nil, fmt.Errorf("lock the partitions' offsets: %w", err)
 	}
 	return next, nil
+}
+
+// readOffsets reads every stored offset of topic, without locking them.
+func readOffsets(ctx context.Context, pg *pgxpool.Pool, topic string) (map[int32]int64, error) {
+	rows, err := pg.Query(ctx, `SELECT "partition", next_offset FROM consumed_offsets WHERE topic = $1`, topic)
+	if err != nil {
+		return nil, fmt.Errorf("read the partitions' offsets: %w", err)
+	}
+	next := map[int32]int64{}
+	var p int32
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&p, &n}, func() error { next[p] = n; return nil }); err != nil {
+		return nil, fmt.Errorf("read the partitions' offsets: %w", err)
+	}
+	return next, nil
+}
+
+func offsetsEqual(a, b map[int32]int64) bool {
+	if a == nil || len(a) != len(b) {
+		return false
+	}
+	for p, n := range a {
+		if m, ok := b[p]; !ok || m != n {
+			return false
+		}
+	}
+	return true
 }
 
 // inFlight reports whether a worker may still be committing cd: its raw
@@ -725,7 +1051,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, t *tally, info map[int64]cl
 // fail marks a confirmed job failed (resumable) and returns err; a dry run
 // is left as it got.
 func (r *Runner) fail(j *Job, err error) error {
-	if !j.DryRun {
+	if !j.DryRun && !errors.Is(err, errLockLost) { // without the lock, the job may be another process's by now
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, uerr := r.pg.Exec(ctx, `UPDATE rerate_jobs SET state = 'failed', error = $2, updated_at = now() WHERE id = $1`,
@@ -737,7 +1063,7 @@ func (r *Runner) fail(j *Job, err error) error {
 }
 
 func (t *tally) clone() *tally {
-	c := newTally()
+	c := newTally(t.scope)
 	c.selected, c.changed, c.skipped = t.selected, t.changed, t.skipped
 	for k, s := range t.clients {
 		cp := *s // a MicroSum's decimal is never changed in place: sharing it is safe
@@ -767,8 +1093,51 @@ func clientInfos(ctx context.Context, pg *pgxpool.Pool) (map[int64]clientInfo, e
 	return out, nil
 }
 
+// scope is the clients whose balances a reseller's job may move (sorted);
+// nil for an admin's job: every client.
+type scope []int64
+
+// has reports whether client id is in the scope (0, no client, always is).
+func (sc scope) has(id int64) bool {
+	if sc == nil || id == 0 {
+		return true
+	}
+	_, ok := slices.BinarySearch(sc, id)
+	return ok
+}
+
+// movedOutside reports whether rating a call new instead of old moves the
+// balance of a client outside the scope: a reseller's job leaves such a
+// call alone. A call of the reseller's client carried by someone else's
+// vendor is rerated as long as the vendor's side stays as it was.
+func (sc scope) movedOutside(old, new *rater.Rating) bool {
+	if sc == nil {
+		return false
+	}
+	var ids, micros [4]int64
+	n := 0
+	add := func(client, micro int64) {
+		for k := range n {
+			if ids[k] == client {
+				micros[k] += micro
+				return
+			}
+		}
+		ids[n], micros[n] = client, micro
+		n++
+	}
+	(&rater.XDR{Rating: *old}).Deltas(func(client, micro int64) { add(client, -micro) })
+	(&rater.XDR{Rating: *new}).Deltas(add)
+	for k := range n {
+		if micros[k] != 0 && !sc.has(ids[k]) {
+			return true
+		}
+	}
+	return false
+}
+
 // scopeClients returns the ids of the clients of reseller's subtree, sorted.
-func scopeClients(ctx context.Context, pg *pgxpool.Pool, reseller int64) ([]int64, error) {
+func scopeClients(ctx context.Context, pg *pgxpool.Pool, reseller int64) (scope, error) {
 	rows, err := pg.Query(ctx, `WITH RECURSIVE tree AS (SELECT id FROM resellers WHERE id = $1 UNION ALL
 		SELECT r.id FROM resellers r JOIN tree t ON r.parent_id = t.id)
 		SELECT id FROM clients WHERE reseller_id IN (SELECT id FROM tree) ORDER BY id`, reseller)
@@ -782,18 +1151,16 @@ func scopeClients(ctx context.Context, pg *pgxpool.Pool, reseller int64) ([]int6
 	if ids == nil {
 		ids = []int64{}
 	}
-	return ids, nil
+	return scope(ids), nil
 }
 
 // touchedInvoices lists the invoices of the job's clients whose period
-// overlaps the selection (none before bill runs exist).
+// (the client's dates, in the timezone the invoice was made in) overlaps
+// the selection. The job never changes them: package billing puts the
+// difference on the client's next invoice as a correction line.
 func touchedInvoices(ctx context.Context, pg *pgxpool.Pool, j *Job) ([]Invoice, error) {
-	var exists bool
-	if err := pg.QueryRow(ctx, `SELECT to_regclass('invoices') IS NOT NULL`).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("look for invoices: %w", err)
-	}
 	out := []Invoice{}
-	if !exists || len(j.Clients) == 0 {
+	if len(j.Clients) == 0 {
 		return out, nil
 	}
 	ids := make([]int64, 0, len(j.Clients))

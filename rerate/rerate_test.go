@@ -436,7 +436,7 @@ func TestRerateKilledBetweenWritesAndBalances(t *testing.T) {
 		t.Fatalf("the same command again: %v", err)
 	}
 	fresh := w.runner(Config{})
-	done, err := fresh.Resume(ctx, 1, 0)
+	done, err := fresh.Resume(ctx, ResumeRequest{ID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -715,5 +715,115 @@ func TestCollector(t *testing.T) {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
 		}
+	}
+}
+
+// TestRerateRaceWithAWorkerAttempt: between the moment a job read a chunk
+// and the moment it locks the partitions, a worker's attempt bills a
+// re-send of a call the job is about to make billable, writes its rows and
+// fails before committing (it will retry). No stored offset moved, so the
+// job does not read the chunk again: the attempt's dedupe claim tells it
+// to leave the call alone, and the worker's retry bills it — once.
+func TestRerateRaceWithAWorkerAttempt(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	c := &testCall{id: "raced", src: "ip:10.9.9.9", dst: "447700900123", ms: 61_000, term: true, setup: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
+	w.send(0, []*testCall{c})
+	w.exec(`INSERT INTO accounts (client_id, kind, ident) VALUES (2, 'ip', '10.9.9.9')`)
+	before := w.m.clone()
+	after := before.clone()
+	after.orig["ip:10.9.9.9"] = 2
+
+	r := w.runner(Config{})
+	var attempt *rater.Batch
+	r.beforeLock = func(int) {
+		// The re-send, rated with the fixed catalog: billable; its claim
+		// and rows are written, its commit fails (PostgreSQL went away).
+		attempt = w.batch(1, []*testCall{c})
+		attempt.Stored = 9999
+		if _, err := w.store.Commit(ctx, attempt); err == nil {
+			t.Error("the attempt committed")
+		}
+		version, err := sinks.Clock(ctx, w.db.PG)
+		if err != nil {
+			t.Error(err)
+		}
+		attempt.XDRs[0].Version = version
+		wr := sinks.NewXDRWriter(w.db.CH)
+		defer wr.Close()
+		if err := wr.Write(ctx, attempt.XDRs, true); err != nil {
+			t.Error(err)
+		}
+	}
+	j, err := r.Run(ctx, Request{Selection: allOf(c.setup.Add(-time.Minute), c.setup.Add(time.Minute)), Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Skipped != 1 {
+		t.Errorf("job %+v: want the raced call left alone", j)
+	}
+	attempt.Stored = -1
+	if _, err := w.store.Commit(ctx, attempt); err != nil { // the worker's retry
+		t.Fatal(err)
+	}
+	w.next[1] = attempt.Next
+	w.check(w.expected(before, after, nil))
+}
+
+// TestRerateRaceWithAResend: while a job commits the chunk that makes a
+// call billable, the switch re-sends that call saying something else —
+// broken (malformed, keeping its id) or unanswered (zero cost). The
+// worker's copy must not replace the job's billed row: it sees the job's
+// claim (committed before the job takes its version) and is kept as a
+// conflict, and a malformed copy ranks below every valid row anyway.
+func TestRerateRaceWithAResend(t *testing.T) {
+	for _, tc := range []struct{ name, from, to string }{
+		{"malformed", `"dst":"447700900123"`, `"dst":"44770090x"`},
+		{"unanswered", `"duration":61.000`, `"duration":0`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			ctx := context.Background()
+			c := &testCall{id: "torn", src: "ip:10.9.9.9", dst: "447700900123", ms: 61_000, term: true, setup: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
+			w.send(0, []*testCall{c})
+			w.exec(`INSERT INTO accounts (client_id, kind, ident) VALUES (2, 'ip', '10.9.9.9')`)
+			before := w.m.clone()
+			after := before.clone()
+			after.orig["ip:10.9.9.9"] = 2
+
+			r := w.runner(Config{})
+			done := make(chan error, 1)
+			r.afterWrite = func(int) error {
+				// The re-send reaches a worker now; its commit waits for the
+				// job's (the job holds the partitions' locks) and then goes on.
+				cat, err := sinks.NewCatalogLoader(w.db.PG).Load(ctx)
+				if err != nil {
+					return err
+				}
+				b := &rater.Batch{Topic: "cdrs", Partition: 1, First: 0, Next: 1, Stored: -1, XDRs: make([]rater.XDR, 1)}
+				raw := strings.Replace(string(c.raw()), tc.from, tc.to, 1)
+				rater.NewRater().Rate(cat, &ingest.Message{Partition: 1, Offset: 0, Time: time.Now(), Value: []byte(raw)}, &b.XDRs[0], 0)
+				if b.XDRs[0].ID != "torn" || b.XDRs[0].Rating.Orig.CostMicro != 0 {
+					return fmt.Errorf("the re-send is not a zero-cost copy keeping its id: %+v", b.XDRs[0].Rating)
+				}
+				go func() { _, err := w.store.Commit(ctx, b); done <- err }()
+				time.Sleep(200 * time.Millisecond) // let it reach the partition's lock
+				return nil
+			}
+			if _, err := r.Run(ctx, Request{Selection: allOf(c.setup.Add(-time.Minute), c.setup.Add(time.Minute)), Actor: "test"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			w.next[1] = 1
+			var status, reason string
+			if err := w.db.CH.QueryRow(ctx, `SELECT status, reason FROM xdrs FINAL WHERE cdr_id = 'torn'`).Scan(&status, &reason); err != nil || status != "rated" {
+				t.Errorf("the rerated call's row: %s %s (%v), want the job's rated row", status, reason, err)
+			}
+			w.check(w.expected(before, after, nil))
+		})
 	}
 }

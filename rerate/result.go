@@ -23,23 +23,32 @@ const (
 // JSON (job, state, selected, changed, clients, transitions, invoices) and
 // what the jobs table records besides.
 type Job struct {
-	ID             int64         `json:"job"`
-	State          string        `json:"state"`
-	DryRun         bool          `json:"dry_run"`
-	Selected       int64         `json:"selected"`
-	Changed        int64         `json:"changed"`
-	Skipped        int64         `json:"skipped"`
-	Planned        int64         `json:"planned"`
-	Clients        []ClientDelta `json:"clients"`
-	Transitions    []Transition  `json:"transitions"`
-	Invoices       []Invoice     `json:"invoices"`
-	Selection      Selection     `json:"selection"`
-	Actor          string        `json:"actor"`
-	ResellerID     int64         `json:"reseller_id,omitempty"`
-	CatalogVersion int64         `json:"catalog_version"`
-	CreatedAt      time.Time     `json:"created_at"`
-	FinishedAt     *time.Time    `json:"finished_at"`
-	Error          string        `json:"error,omitempty"`
+	ID          int64         `json:"job"`
+	State       string        `json:"state"`
+	DryRun      bool          `json:"dry_run"`
+	Selected    int64         `json:"selected"`
+	Changed     int64         `json:"changed"`
+	Skipped     int64         `json:"skipped"`
+	Planned     int64         `json:"planned"`
+	Clients     []ClientDelta `json:"clients"`
+	Transitions []Transition  `json:"transitions"`
+	Invoices    []Invoice     `json:"invoices"`
+	Selection   Selection     `json:"selection"`
+	Actor       string        `json:"actor"`
+	ResellerID  int64         `json:"reseller_id,omitempty"`
+	// Topic is the CDR topic whose stored offsets the job checked.
+	Topic string `json:"topic"`
+	// CatalogVersion is the catalog the job started with;
+	// ResumedCatalogVersion, when not 0, the one it was resumed with after
+	// the catalog changed (asked for): its chunks from then on were rated
+	// against that.
+	CatalogVersion        int64      `json:"catalog_version"`
+	ResumedCatalogVersion int64      `json:"resumed_catalog_version,omitempty"`
+	CreatedAt             time.Time  `json:"created_at"`
+	FinishedAt            *time.Time `json:"finished_at"`
+	Error                 string     `json:"error,omitempty"`
+
+	lockPID uint32 // the backend holding the jobs' lock while this process runs the confirmed job
 }
 
 // ClientDelta is one client's side of a job: the selected calls it has on
@@ -83,6 +92,7 @@ type tally struct {
 	selected    int64
 	changed     int64
 	skipped     int64
+	scope       scope // the clients its result shows (nil: every one)
 }
 
 type clientSide struct {
@@ -95,12 +105,12 @@ type clientSum struct {
 	old, new sinks.MicroSum
 }
 
-func newTally() *tally {
-	return &tally{clients: map[clientSide]*clientSum{}, transitions: map[[2]string]int64{}}
+func newTally(sc scope) *tally {
+	return &tally{clients: map[clientSide]*clientSum{}, transitions: map[[2]string]int64{}, scope: sc}
 }
 
-// add counts one rated-again CDR: its old and new xDR.
-func (t *tally) add(old, new *rater.XDR) {
+// add counts one rated-again CDR: its old and new rating.
+func (t *tally) add(old, new *rater.Rating) {
 	t.selected++
 	if billingDiffers(old, new) {
 		t.changed++
@@ -108,7 +118,7 @@ func (t *tally) add(old, new *rater.XDR) {
 	if from, to := outcome(old), outcome(new); from != to {
 		t.transitions[[2]string{from, to}]++
 	}
-	side := func(name string, leg func(*rater.XDR) (int64, int64)) {
+	side := func(name string, leg func(*rater.Rating) (int64, int64)) {
 		oc, ocost := leg(old)
 		nc, ncost := leg(new)
 		if oc != 0 {
@@ -138,34 +148,33 @@ func (t *tally) client(id int64, side string) *clientSum {
 	return s
 }
 
-// origLeg is the orig client of x and what it pays (0 unless billed).
-func origLeg(x *rater.XDR) (client, micro int64) {
-	if x.Rating.Status == "rated" {
-		return x.Rating.Orig.ClientID, x.Rating.Orig.CostMicro
+// origLeg is the orig client of r and what it pays (0 unless billed).
+func origLeg(r *rater.Rating) (client, micro int64) {
+	if r.Status == "rated" {
+		return r.Orig.ClientID, r.Orig.CostMicro
 	}
-	return x.Rating.Orig.ClientID, 0
+	return r.Orig.ClientID, 0
 }
 
-// termLeg is the term client of x and what it earns (0 unless billed).
-func termLeg(x *rater.XDR) (client, micro int64) {
-	if x.Rating.Status == "rated" && x.Rating.Term.Reason == rater.ReasonNone {
-		return x.Rating.Term.ClientID, x.Rating.Term.CostMicro
+// termLeg is the term client of r and what it earns (0 unless billed).
+func termLeg(r *rater.Rating) (client, micro int64) {
+	if r.Status == "rated" && r.Term.Reason == rater.ReasonNone {
+		return r.Term.ClientID, r.Term.CostMicro
 	}
-	return x.Rating.Term.ClientID, 0
+	return r.Term.ClientID, 0
 }
 
-// outcome is "rated" or the reason of x's orig side.
-func outcome(x *rater.XDR) string {
-	if x.Rating.Status == "rated" {
+// outcome is "rated" or the reason of r's orig side.
+func outcome(r *rater.Rating) string {
+	if r.Status == "rated" {
 		return "rated"
 	}
-	return string(x.Rating.Reason)
+	return string(r.Reason)
 }
 
 // billingDiffers reports whether rating again changed what the call bills
 // or why it does not.
-func billingDiffers(a, b *rater.XDR) bool {
-	ra, rb := &a.Rating, &b.Rating
+func billingDiffers(ra, rb *rater.Rating) bool {
 	return ra.Status != rb.Status || ra.Reason != rb.Reason ||
 		ra.Orig.ClientID != rb.Orig.ClientID || ra.Orig.CostMicro != rb.Orig.CostMicro ||
 		ra.Term.ClientID != rb.Term.ClientID || ra.Term.Reason != rb.Term.Reason || ra.Term.CostMicro != rb.Term.CostMicro
@@ -177,6 +186,9 @@ func (t *tally) result(j *Job, names map[int64]clientInfo) {
 	j.Selected, j.Changed, j.Skipped = t.selected, t.changed, t.skipped
 	j.Clients = j.Clients[:0]
 	for k, s := range t.clients {
+		if !t.scope.has(k.id) {
+			continue // a reseller's job does not show clients outside its subtree (their balances it left as they were)
+		}
 		info := names[k.id]
 		old, nw := s.old.Decimal(), s.new.Decimal()
 		j.Clients = append(j.Clients, ClientDelta{ClientID: k.id, Client: info.name, Side: k.side, Currency: info.currency,
@@ -194,9 +206,25 @@ func (t *tally) result(j *Job, names map[int64]clientInfo) {
 	})
 }
 
+// merge adds o's counts to t.
+func (t *tally) merge(o *tally) {
+	t.selected += o.selected
+	t.changed += o.changed
+	t.skipped += o.skipped
+	for k, s := range o.clients {
+		d := t.client(k.id, k.side)
+		d.calls += s.calls
+		d.old.AddDecimal(s.old.Decimal())
+		d.new.AddDecimal(s.new.Decimal())
+	}
+	for k, n := range o.transitions {
+		t.transitions[k] += n
+	}
+}
+
 // tallyOf rebuilds the tally a job's stored result holds (a resumed job).
-func tallyOf(j *Job) *tally {
-	t := newTally()
+func tallyOf(j *Job, sc scope) *tally {
+	t := newTally(sc)
 	t.selected, t.changed, t.skipped = j.Selected, j.Changed, j.Skipped
 	for _, c := range j.Clients {
 		s := t.client(c.ClientID, c.Side)

@@ -73,6 +73,9 @@ func (s *Selection) Validate() error {
 	if s.TZ == "" {
 		s.TZ = "UTC"
 	}
+	if s.TZ == "Local" {
+		return errors.New(`tz "Local" is not a time zone here: name one (UTC, Europe/London, …)`)
+	}
 	if _, err := time.LoadLocation(s.TZ); err != nil {
 		return fmt.Errorf("tz %q: unknown time zone", s.TZ)
 	}

@@ -27,6 +27,7 @@ type keyRef struct {
 	claimed bool   // this message holds the claim
 	owned   bool   // recorded for this very message by an earlier attempt
 	settled bool   // the look-up decided what the CDR is; it is not looked up again
+	expired bool   // a claim older than the window was found: the CDR was billed before
 }
 
 // dedupe marks the XDRs of CDRs already billed within the window by another
@@ -85,8 +86,15 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, plain int) ([
 			return nil, err
 		}
 		for _, r := range refs {
-			if !r.moves {
-				b.XDRs[r.i].Version = clock
+			if x := &b.XDRs[r.i]; !r.moves {
+				x.Version = clock
+				if x.Malformed && !x.Quarantined {
+					// A malformed CDR that keeps its id ranks below every
+					// valid version of its row: a broken re-send of a call
+					// never replaces the call (billed or not), while a
+					// corrected re-send replaces the broken one.
+					x.Version = MalformedVersion(clock)
+				}
 			}
 		}
 	}
@@ -179,8 +187,9 @@ func lookUp(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef
 			x := &b.XDRs[r.i]
 			switch {
 			case !live:
+				r.expired = true // billed once, longer ago than the window: ClickHouse says whether it stands
 				if r.moves {
-					expired = append(expired, k) // billed too long ago: bill again
+					expired = append(expired, k)
 				}
 			case string(v[1]) == b.Topic && int(partition) == x.Partition && offset == x.Offset:
 				r.claimed, r.owned, r.settled = r.moves, true, true // this very message claimed it before a crash
@@ -221,17 +230,25 @@ func lookUp(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef
 	return todo, nil
 }
 
-// late returns the indices of the CDRs of refs that are not duplicates, not
-// recorded for their own message by an earlier attempt, and set up before
-// the dedupe window began: their keys may have expired from cdr_keys while
-// an original's xDR still stands. The window is measured here with an hour
-// to spare, for the difference between this host's clock and the
-// database's, which expires the keys.
+// late returns the indices of the CDRs of refs that are not duplicates nor
+// conflicts, not recorded for their own message by an earlier attempt, and
+// whose key may have expired from cdr_keys while an original's xDR still
+// stands: set up before the dedupe window began, or dated in the future
+// (a switch's clock ahead, local time written as UTC: its claim expires
+// before its setup time says so), or found with a claim older than the
+// window. The window is measured with an hour to spare, for the
+// difference between this host's clock and the database's, which expires
+// the keys.
 func late(b *rater.Batch, refs []keyRef) []int {
-	cutoff := time.Now().Add(-DedupeWindow + time.Hour)
+	now := time.Now()
+	past, future := now.Add(-DedupeWindow+time.Hour), now.Add(time.Hour)
 	var out []int
 	for _, r := range refs {
-		if x := &b.XDRs[r.i]; !r.owned && !x.Duplicate() && x.CDR.SetupTime.Before(cutoff) {
+		x := &b.XDRs[r.i]
+		if r.owned || x.Duplicate() || x.Conflict() {
+			continue
+		}
+		if setup := x.CDR.SetupTime; r.expired || setup.Before(past) || setup.After(future) {
 			out = append(out, int(r.i))
 		}
 	}
@@ -418,7 +435,9 @@ func byKey(a, b keyRef) int {
 const lateChunk = 4000
 
 // billedBefore marks as duplicates the CDRs at indices late in b whose xDR
-// ClickHouse already holds as billed: the same switch, id and setup time.
+// ClickHouse already holds as billed: the same switch, id and setup time —
+// or as conflicts, when the billed original said something else (its raw
+// CDR's content differs).
 // It catches a switch re-sending CDRs after the dedupe window (a day's
 // file pushed again a week later), which cdr_keys no longer remembers.
 // A committed original has both its rows, since a batch commits only after
@@ -433,6 +452,7 @@ func billedBefore(ctx context.Context, ch driver.Conn, pg *pgxpool.Pool, b *rate
 	// message, should its own commit still be pending, bills it when it
 	// comes back.
 	var dups []int
+	conflicts := map[int]place{}
 	for len(late) > 0 {
 		chunk := late[:min(lateChunk, len(late))]
 		late = late[len(chunk):]
@@ -451,31 +471,75 @@ func billedBefore(ctx context.Context, ch driver.Conn, pg *pgxpool.Pool, b *rate
 		if len(billed) == 0 {
 			continue
 		}
-		type place struct {
-			partition int32
-			offset    int64
-		}
-		wrote := map[string]place{}
-		if err := scanLate(ctx, ch, `SELECT switch, cdr_id, toUInt32(setup_time), kafka_partition, kafka_offset FROM cdrs_raw FINAL
-			WHERE setup_time >= toDateTime(?) AND setup_time <= toDateTime(?) AND cdr_id IN ?`,
-			from, to, ids, func(key string, p int32, o int64) { wrote[key] = place{p, o} }); err != nil {
+		wrote, err := lateRaw(ctx, ch, from, to, ids)
+		if err != nil {
 			return lateErr(err)
 		}
 		for _, i := range chunk {
 			x := &b.XDRs[i]
 			key := lateKey(x.CDR.Switch, x.ID, x.CDR.SetupTime.Unix())
-			if at, ok := wrote[key]; billed[key] && ok && at != (place{int32(x.Partition), x.Offset}) {
+			at, ok := wrote[key]
+			if !billed[key] || !ok || at.place == (place{int32(x.Partition), x.Offset}) {
+				continue
+			}
+			if at.content != 0 && at.content != x.Content {
+				conflicts[i] = at.place
+			} else {
 				dups = append(dups, i)
 			}
 		}
+	}
+	for i := range conflicts {
+		dups = append(dups, i) // gives back its claim like a duplicate, then is kept as a conflict
 	}
 	if err := release(ctx, pg, b, dups); err != nil {
 		return err
 	}
 	for _, i := range dups {
+		if at, ok := conflicts[i]; ok {
+			b.XDRs[i].MarkConflict(int(at.partition), at.offset)
+			continue
+		}
 		b.XDRs[i].MarkDuplicate()
 	}
 	return nil
+}
+
+// place is a Kafka message: partition and offset.
+type place struct {
+	partition int32
+	offset    int64
+}
+
+// rawOriginal is what cdrs_raw holds of a CDR billed before the window: the
+// message it came from and the hash of what it said (0 when it cannot be
+// read).
+type rawOriginal struct {
+	place
+	content uint64
+}
+
+// lateRaw reads the raw CDRs of ids set up in [from, to] from cdrs_raw
+// FINAL, by lateKey.
+func lateRaw(ctx context.Context, ch driver.Conn, from, to uint32, ids clickhouse.GroupSet) (map[string]rawOriginal, error) {
+	rows, err := ch.Query(ctx, `SELECT switch, cdr_id, toUInt32(setup_time), kafka_partition, kafka_offset, raw FROM cdrs_raw FINAL
+		WHERE setup_time >= toDateTime(?) AND setup_time <= toDateTime(?) AND cdr_id IN ?`, from, to, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]rawOriginal{}
+	for rows.Next() {
+		var sw, id, raw string
+		var setup uint32
+		var o rawOriginal
+		if err := rows.Scan(&sw, &id, &setup, &o.partition, &o.offset, &raw); err != nil {
+			return nil, err
+		}
+		o.content = rater.ContentOf([]byte(raw))
+		out[lateKey(sw, id, int64(setup))] = o
+	}
+	return out, rows.Err()
 }
 
 func lateErr(err error) error {

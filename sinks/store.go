@@ -127,10 +127,16 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 	// PostgreSQL's clock once the partition's lock is held, not the rating
 	// host's: an attempt that failed on a host whose clock runs ahead, or
 	// that held the lock before, can never outrank the attempt that commits
-	// after it. Zero-cost xDRs got theirs in dedupe.
+	// after it. Zero-cost xDRs got theirs in dedupe, from before their
+	// look-up (a billable copy claimed after it outranks them), and so did
+	// malformed ones that keep their id (a tier below, MalformedVersion).
 	for i := range b.XDRs {
-		if x := &b.XDRs[i]; x.Malformed || x.Duplicate() || x.Conflict() || x.Moves() {
+		x := &b.XDRs[i]
+		switch {
+		case x.Quarantined, x.Duplicate(), x.Conflict(), x.Moves():
 			x.Version = version
+		case x.Malformed && !x.Deduped():
+			x.Version = version // a synthetic id: no other row to rank against
 		}
 	}
 	phase("lock")
@@ -308,6 +314,12 @@ func ApplyBalanceDeltas(ctx context.Context, tx pgx.Tx, d *BalanceDeltas) ([]rat
 	}
 	return out, nil
 }
+
+// MalformedVersion is the version of a malformed xDR that keeps its CDR's
+// id, written at database clock clock: half of it, below every version a
+// valid xDR gets in the same era, so that ReplacingMergeTree keeps a valid
+// row over a malformed re-send of it whichever came last.
+func MalformedVersion(clock uint64) uint64 { return clock / 2 }
 
 // Querier is what Clock needs of a pool, a connection or a transaction.
 type Querier interface {

@@ -562,3 +562,91 @@ func TestBalancesNeverOverflow(t *testing.T) {
 		t.Fatalf("live %s, available %s; want both %s", live, available, want)
 	}
 }
+
+// TestCommitMalformedResendKeepsTheCall: a malformed re-send that keeps the
+// id of a call not billed (a mismatch, zero cost: no dedupe claim) ranks
+// below it — the call and its raw CDR stay, so a rerate can still bill it —
+// while a corrected re-send of a malformed CDR replaces it.
+func TestCommitMalformedResendKeepsTheCall(t *testing.T) {
+	f := newStoreFixture(t)
+	ctx := context.Background()
+	good := f.batch(0, f.client, call{id: "u", content: 1})
+	good.XDRs[0].Rating = rater.Rating{Status: "mismatch", Reason: rater.ReasonUnknownAccount}
+	good.XDRs[0].Raw = []byte(`{"id":"u","good":true}`)
+	if _, err := f.commit(good); err != nil {
+		t.Fatal(err)
+	}
+	broken := f.batch(1, f.client, call{id: "u", content: 2})
+	broken.XDRs[0].Malformed, broken.XDRs[0].Detail = true, "dst: not a number"
+	broken.XDRs[0].Rating = rater.Rating{Status: "mismatch", Reason: rater.ReasonMalformed}
+	broken.XDRs[0].Raw = []byte(`{"id":"u","broken":true}`)
+	if _, err := f.commit(broken); err != nil {
+		t.Fatal(err)
+	}
+	var reason, raw string
+	if err := f.db.CH.QueryRow(ctx, `SELECT reason FROM xdrs FINAL WHERE cdr_id = 'u'`).Scan(&reason); err != nil || reason != "unknown_account" {
+		t.Errorf("after a malformed re-send the call's xDR says %q (%v), want unknown_account", reason, err)
+	}
+	if err := f.db.CH.QueryRow(ctx, `SELECT raw FROM cdrs_raw FINAL WHERE cdr_id = 'u'`).Scan(&raw); err != nil || raw != `{"id":"u","good":true}` {
+		t.Errorf("after a malformed re-send cdrs_raw holds %q (%v), want the call as first received", raw, err)
+	}
+	// The other way round: a malformed CDR, then its correction.
+	b1 := f.batch(0, f.client, call{id: "m", content: 3})
+	b1.XDRs[0].Malformed, b1.XDRs[0].Detail = true, "missing dst"
+	b1.XDRs[0].Rating = rater.Rating{Status: "mismatch", Reason: rater.ReasonMalformed}
+	if _, err := f.commit(b1); err != nil {
+		t.Fatal(err)
+	}
+	f.mustCommit(0, 1, call{id: "m", cost: 400, content: 4})
+	if got := f.xdr("m"); got != "rated  0.000400 " {
+		t.Errorf("a correction of a malformed CDR: %q, want it rated", got)
+	}
+	f.check("-0.0004")
+}
+
+// TestCommitLateResendEdges: a CDR dated in the future (a switch's clock
+// ahead) whose claim expired is not billed again when re-sent; a CDR billed
+// before the window and re-sent with other content is a conflict, kept, not
+// a duplicate dropped.
+func TestCommitLateResendEdges(t *testing.T) {
+	f := newStoreFixture(t)
+	ctx := context.Background()
+	future := time.Now().UTC().Add(3 * time.Hour).Truncate(time.Second)
+	b := f.batch(0, f.client, call{id: "ahead", cost: 300, content: 1})
+	b.XDRs[0].CDR.SetupTime, b.XDRs[0].CDR.DisconnectTime = future, future.Add(time.Minute)
+	if _, err := f.commit(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.PG.Exec(ctx, `UPDATE cdr_keys SET seen_at = now() - interval '49 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	again := f.batch(1, f.client, call{id: "ahead", cost: 300, content: 1})
+	again.XDRs[0].CDR.SetupTime, again.XDRs[0].CDR.DisconnectTime = future, future.Add(time.Minute)
+	res, err := f.commit(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Duplicates != 1 {
+		t.Errorf("a future-dated re-send after its claim expired: %d duplicates, want 1", res.Duplicates)
+	}
+	f.check("-0.0003")
+
+	// "old" was billed long ago (before the window); a re-send says
+	// something else: a conflict of its own, the billed row stays.
+	orig := f.batch(0, f.client, call{id: "old", cost: 500})
+	orig.XDRs[0].Raw = []byte(`{"id":"old","switch":"sw1","setup_time":"2024-03-10T12:00:00Z","disconnect_time":"2024-03-10T12:01:00Z","dst":"4420"}`)
+	orig.XDRs[0].Content = rater.ContentOf(orig.XDRs[0].Raw)
+	if _, err := f.commit(orig); err != nil {
+		t.Fatal(err)
+	}
+	f.forget()
+	differs := f.batch(1, f.client, call{id: "old", cost: 900, content: 8})
+	if _, err := f.commit(differs); err != nil {
+		t.Fatal(err)
+	}
+	f.check("-0.0008")
+	var conflicts uint64
+	if err := f.db.CH.QueryRow(ctx, `SELECT count() FROM xdrs FINAL WHERE reason = 'duplicate_conflict' AND cdr_id LIKE 'old#conflict-%'`).Scan(&conflicts); err != nil || conflicts != 1 {
+		t.Errorf("%d conflict rows for the late re-send with other content (%v), want 1", conflicts, err)
+	}
+}

@@ -14,8 +14,8 @@ const catalogUsage = `Usage: tarifa catalog apply -f FILE [--dry-run] [--pg-dsn 
        tarifa catalog check -f FILE
 
 A catalog file (docs/DESIGN.md "Catalog file") declares time profiles, rate
-tables with their deck CSVs, resellers, clients with their accounts, and
-payments.
+tables with their deck CSVs, payment terms and tax profiles, resellers,
+clients with their accounts and billing settings, and payments.
 
 Subcommands:
   apply   make the database agree with FILE in one transaction, with the rules,
@@ -72,8 +72,8 @@ func catalogCheck(args []string, stdout, stderr io.Writer) error {
 	for _, t := range f.RateTables {
 		n += t.RateCount()
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d time profiles, %d rate tables with %d rates, %d resellers, %d clients, %d payments)\n",
-		*path, len(f.TimeProfiles), len(f.RateTables), n, len(f.Resellers), len(f.Clients), len(f.Payments))
+	fmt.Fprintf(stdout, "%s: ok (%d time profiles, %d rate tables with %d rates, %d payment terms, %d tax profiles, %d resellers, %d clients, %d payments)\n",
+		*path, len(f.TimeProfiles), len(f.RateTables), n, len(f.PaymentTerms), len(f.TaxProfiles), len(f.Resellers), len(f.Clients), len(f.Payments))
 	return nil
 }
 

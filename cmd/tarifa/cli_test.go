@@ -33,6 +33,10 @@ func TestHelpTellsTheTruth(t *testing.T) {
 	}
 	f("--version", 0, []string{"tarifa "}, nil)
 	f("--help", 0, []string{"TARIFA_LOG_LEVEL", "docs/DESIGN.md", "--version"}, nil)
+	f("report mismatches --help", 0, []string{"The mismatches report:", "-by string"}, []string{"Subcommands:", "origterm"})
+	f("report --help", 0, []string{"Subcommands:", "origterm", "refresh"}, nil)
+	f("rerate resume --help", 0, []string{"-with-current-catalog"}, nil)
+	f("rerate --help", 0, []string{"-with-current-catalog", "within a minute"}, nil)
 	f("catalog --help", 0, []string{"apply", "check", "docs/DESIGN.md"}, []string{"Flags:"})
 	f("catalog", 2, []string{"Subcommands:"}, nil)
 	f("catalog check --help", 0, []string{"-f string", "without a database"}, []string{"dry-run", "pg-dsn"})
@@ -43,5 +47,11 @@ func TestHelpTellsTheTruth(t *testing.T) {
 	f("worker --help", 0, []string{"-progress"}, nil)
 	f("gen --help", 0, []string{"-progress", "docs/DESIGN.md"}, nil)
 	f("rate --help", 0, []string{"-progress", "docs/DESIGN.md"}, nil)
-	f("api --help", 0, []string{"-metrics-addr", "-write-timeout", "1 MiB"}, nil)
+	f("api --help", 0, []string{"-metrics-addr", "-write-timeout", "1 MiB", "-smtp-addr"}, nil)
+	f("invoice --help", 0, []string{"Subcommands:", "statement", "docs/DOMAIN.md"}, []string{"Flags:"})
+	f("invoice create --help", 0, []string{"-client", "-from", "-to"}, []string{"-smtp-addr"})
+	f("billrun --help", 0, []string{"-dry-run", "-at"}, nil)
+	f("mail --help", 0, []string{"Subcommands:", "mail send"}, []string{"Flags:"})
+	f("mail", 2, []string{"Subcommands:"}, nil)
+	f("mail list --help", 0, []string{"-state", "-limit"}, []string{"-smtp-addr"})
 }

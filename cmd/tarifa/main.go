@@ -31,9 +31,12 @@ type command struct {
 // commands lists every subcommand; main dispatches on the first argument.
 func commands() map[string]command {
 	return map[string]command{
-		"api":       {"serve the management HTTP API (clients, accounts, rate tables, transactions, balances, authorize, reports, rerating)", runAPI},
-		"catalog":   {"apply or check a declarative catalog file (time profiles, rate tables, resellers, clients, accounts, payments)", runCatalog},
+		"api":       {"serve the management HTTP API (clients, accounts, rate tables, transactions, balances, authorize, reports, rerating, invoices)", runAPI},
+		"billrun":   {"create the invoices of every period closed under the clients' payment terms (--dry-run lists them)", runBillrun},
+		"catalog":   {"apply or check a declarative catalog file (time profiles, rate tables, payment terms, tax profiles, resellers, clients, accounts, payments)", runCatalog},
 		"gen":       {"generate realistic CDRs from the catalog to Kafka or a file", runGen},
+		"invoice":   {"invoices: create, list, show (JSON, CSV, PDF, xDRs), approve, send, pay, void; vendor statements", runInvoice},
+		"mail":      {"the mail queue: list it, send what is queued", runMail},
 		"migrate":   {"create the databases if missing and apply pending PostgreSQL and ClickHouse migrations", runMigrate},
 		"reconcile": {"check every live balance against its transactions and xDRs (invariant 1); exit 1 on a drift", runReconcile},
 		"report":    {"print reports: summary, origterm, mismatches, balance (table, CSV, JSON)", runReport},

@@ -13,25 +13,65 @@ import (
 	"github.com/tarifa/tarifa/sinks"
 )
 
-const reportSummary = `Prints reports of rated traffic (ClickHouse xdrs FINAL, so a rerated call counts once,
+const reportIntro = `Prints reports of rated traffic (ClickHouse xdrs FINAL, so a rerated call counts once,
 with its current figures) and balances. The period is [--from, --to) on the calls' billing
 event time; dates (YYYY-MM-DD) are midnight in --tz, RFC 3339 times are taken as written,
 and it must lie in 1970-2105. Money is never added across currencies: rows and totals are
-per currency. Numbers are masked by each client's hidden digits.
+per currency. Numbers are masked by each client's hidden digits.`
 
-Subcommands:
-  summary     rated calls grouped by --by: calls, answered, ASR %, ACD, billed minutes,
-              revenue (orig cost), cost (term cost), profit, margin %
-  origterm    per customer x vendor x code name: calls, minutes and money of each side,
-              profit and margin
-  mismatches  calls not rated (orig reasons), rated without a vendor cost (term reasons,
-              no_term_leg): calls, duration, example ids and numbers per reason
-  balance     per client and day or month: opening, payments, charges, credits or
-              invoices, closing (each closing the next opening)
-  refresh     recompute the summary's rollups of the hours that changed (the worker does
-              this every few seconds; reports are exact either way)
+// reportSubs says what each report is, in the order 'tarifa report --help'
+// lists them; a report's own --help shows its line alone.
+var reportSubs = [][2]string{
+	{"summary", `rated calls grouped by --by: calls, answered, ASR %, ACD, billed minutes,
+              revenue (orig cost), cost (term cost), profit, margin %`},
+	{"origterm", `per customer x vendor x code name: calls, minutes and money of each side,
+              profit and margin`},
+	{"mismatches", `calls not rated (orig reasons), rated without a vendor cost (term reasons,
+              no_term_leg): calls, duration, example ids and numbers per reason`},
+	{"balance", `per client and day or month: opening, payments, charges, credits or
+              invoices, closing (each closing the next opening)`},
+	{"refresh", `recompute the summary's rollups of the hours that changed (the worker does
+              this every few seconds; reports are exact either way)`},
+}
 
-Run 'tarifa report SUBCOMMAND --help' for its flags.`
+// reportSummary is the help of 'tarifa report': the intro and every report.
+var reportSummary = func() string {
+	var b strings.Builder
+	b.WriteString(reportIntro + "\n\nSubcommands:\n")
+	for _, s := range reportSubs {
+		fmt.Fprintf(&b, "  %-11s %s\n", s[0], s[1])
+	}
+	b.WriteString("\nRun 'tarifa report SUBCOMMAND --help' for its flags.")
+	return b.String()
+}()
+
+// wrap breaks text into lines of at most width columns, between words.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	n := 0
+	for _, w := range strings.Fields(text) {
+		if n > 0 && n+1+len(w) > width {
+			b.WriteByte('\n')
+			n = 0
+		} else if n > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
+}
+
+// reportHelp is the help of one report: what it is, then the intro.
+func reportHelp(sub string) string {
+	for _, s := range reportSubs {
+		if s[0] == sub {
+			return wrap("The "+sub+" report: "+strings.Join(strings.Fields(s[1]), " ")+".", 90) + "\n\n" + reportIntro
+		}
+	}
+	return reportIntro
+}
 
 var reportUsages = map[string]string{
 	"summary":    "report summary --from T --to T [--tz ZONE] [--by day,orig_client,…] [--client C]… [--vendor V]… [--reseller R]… [--tag T]… [--code-name N]… [--sort [-]COLUMN] [--limit N] [--exact] [--format table|csv|json]",
@@ -72,7 +112,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errUsage
 	}
 	sub := args[0]
-	fs := newFlagSet("report "+sub, reportUsages[sub], reportSummary, stderr)
+	fs := newFlagSet("report "+sub, reportUsages[sub], reportHelp(sub), stderr)
 	chDSN := fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (env TARIFA_CLICKHOUSE_DSN)")
 	pgDSN := fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN: catalog, balances, rollup state (env TARIFA_PG_DSN)")
 	var fromFlag, toFlag, tz, format, by, sortFlag *string

@@ -34,7 +34,11 @@ period the selection touches. --yes runs the job, with a progress line on
 stderr, and prints the same result when done.
 
 A job killed in the middle is finished by 'tarifa rerate resume JOB', or by
-running the same command again. A job is refused while another is unfinished.
+running the same command again (a running 'tarifa api' also finishes a job
+whose process died, within a minute). A job is refused while another is
+unfinished. A job whose catalog changed since it started resumes only with
+--with-current-catalog: its remaining chunks are then rated against the
+catalog as it is now, and the job records that version.
 
   tarifa rerate jobs [--format table|json]     the jobs, newest first
   tarifa rerate resume JOB [--format …]        finish an unfinished job`
@@ -58,6 +62,7 @@ func runRerate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	yes := fs.Bool("yes", false, "run the job")
 	format := fs.String("format", "table", "table, csv or json")
 	common := rerateFlags(fs)
+	common.currentCatalog = currentCatalogFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -89,7 +94,7 @@ func runRerate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := sel.Validate(); err != nil {
 			return usage(err.Error())
 		}
-		j, err := r.Run(ctx, rerate.Request{Selection: sel, DryRun: *dry, Actor: "cli"})
+		j, err := r.Run(ctx, rerate.Request{Selection: sel, DryRun: *dry, Actor: "cli", CurrentCatalog: *common.currentCatalog})
 		if err != nil {
 			return err
 		}
@@ -105,6 +110,9 @@ func runRerateSub(ctx context.Context, sub string, args []string, stdout, stderr
 	fs := newFlagSet("rerate "+sub, line, rerateSummary, stderr)
 	format := fs.String("format", "table", "table or json (jobs); table, csv or json (resume)")
 	common := rerateFlags(fs)
+	if sub == "resume" {
+		common.currentCatalog = currentCatalogFlag(fs)
+	}
 	var id int64
 	rest := args
 	if sub == "resume" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -131,7 +139,7 @@ func runRerateSub(ctx context.Context, sub string, args []string, stdout, stderr
 	}
 	return common.with(ctx, stderr, func(pool *pgxpool.Pool, r *rerate.Runner) error {
 		if sub == "resume" {
-			j, err := r.Resume(ctx, id, 0)
+			j, err := r.Resume(ctx, rerate.ResumeRequest{ID: id, CurrentCatalog: *common.currentCatalog})
 			if err != nil {
 				return err
 			}
@@ -167,6 +175,7 @@ type rerateCommon struct {
 	chunk               *int
 	progress            *bool
 	cpuProfile          *string
+	currentCatalog      *bool // nil for jobs, which resumes nothing
 }
 
 func rerateFlags(fs *flag.FlagSet) *rerateCommon {
@@ -174,21 +183,35 @@ func rerateFlags(fs *flag.FlagSet) *rerateCommon {
 		pgDSN:      fs.String("pg-dsn", env("TARIFA_PG_DSN", defaultPGDSN), "PostgreSQL DSN (TARIFA_PG_DSN)"),
 		chDSN:      fs.String("clickhouse-dsn", env("TARIFA_CLICKHOUSE_DSN", defaultClickHouseDSN), "ClickHouse DSN (TARIFA_CLICKHOUSE_DSN)"),
 		topic:      fs.String("topic", env("TARIFA_KAFKA_TOPIC", defaultKafkaTopic), "the workers' CDR topic, whose stored offsets say what they committed (TARIFA_KAFKA_TOPIC)"),
-		chunk:      fs.Int("chunk-size", 50000, "about how many CDRs one chunk takes (a confirmed job pauses the workers' commits while it writes a chunk)"),
+		chunk:      fs.Int("chunk-size", 25000, "about how many CDRs one chunk takes (a confirmed job pauses the workers' commits while it writes a chunk)"),
 		progress:   fs.Bool("progress", isTerminal(fs.Output()), "show a progress line on stderr (CDRs, CDRs/s, time left); default on when stderr is a terminal"),
 		cpuProfile: fs.String("cpu-profile", "", "write a CPU profile of the job to this file (for diagnosing a slow job)"),
 	}
 }
 
+func currentCatalogFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("with-current-catalog", false,
+		"resume a job although the catalog changed since it started: the chunks left are rated against the catalog as it is now")
+}
+
 // with opens the servers and a runner, and calls fn.
 func (c *rerateCommon) with(ctx context.Context, stderr io.Writer, fn func(*pgxpool.Pool, *rerate.Runner) error) error {
+	if *c.chunk < 1 || *c.chunk > 1_000_000 {
+		fmt.Fprintf(stderr, "--chunk-size %d: want 1 to 1000000\n", *c.chunk)
+		return errUsage
+	}
 	status := newStatusLine(stderr, *c.progress)
 	defer status.Done()
 	log := newLogger(status.logTo(stderr))
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A job's memory is its chunks in flight; a soft limit keeps the
-		// garbage of a long job from doubling it (GOMEMLIMIT overrides).
+		// garbage of a long job from doubling it (GOMEMLIMIT overrides)...
 		debug.SetMemoryLimit(400 << 20)
+		if os.Getenv("GOGC") == "" {
+			// ... and under it the collector may run a third as often: a
+			// job's garbage is the raw CDRs of chunks gone by.
+			debug.SetGCPercent(300)
+		}
 	}
 	if *c.cpuProfile != "" {
 		f, err := os.Create(*c.cpuProfile)

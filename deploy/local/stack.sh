@@ -77,6 +77,8 @@ missing_packages() {
 	clickhouse_server >/dev/null || pkgs[clickhouse-server]=1
 	command -v clickhouse-client >/dev/null || pkgs[clickhouse-client]=1
 	command -v kcat >/dev/null || pkgs[kcat]=1
+	# pdftotext reads invoice PDFs back in the billing tests.
+	command -v pdftotext >/dev/null || pkgs[poppler-utils]=1
 	for tool in findmnt mountpoint runuser setsid flock; do
 		command -v $tool >/dev/null || pkgs[util-linux]=1
 	done

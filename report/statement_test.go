@@ -1,0 +1,95 @@
+package report_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"strings"
+	"testing"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/tarifa/tarifa/report"
+)
+
+// TestStatementEqualsFinal: a client's statement lines, orig and term, sum
+// exactly what xdrs FINAL holds for it, before and after a rerating moved
+// hours out of the rollups.
+func TestStatementEqualsFinal(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.reports.RefreshRollups(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, tc := range []struct {
+			client int64
+			side   string
+			tz     string
+		}{{1, "orig", "UTC"}, {2, "orig", "UTC"}, {3, "orig", "Europe/Berlin"}, {5, "term", "UTC"}, {6, "term", "UTC"}} {
+			p := period(t, "2024-03-01", "2024-04-01", tc.tz)
+			lines, err := f.reports.Statement(ctx, report.StatementQuery{Client: tc.client, Side: tc.side, Period: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sum decimal.Decimal
+			var calls uint64
+			for _, l := range lines {
+				sum = sum.Add(l.Amount)
+				calls += l.Calls
+			}
+			col, cost := "orig_client_id", "orig_cost"
+			extra := ""
+			if tc.side == "term" {
+				col, cost, extra = "term_client_id", "term_cost", " AND term_reason = ''"
+			}
+			var want string
+			var wantCalls uint64
+			if err := f.db.CH.QueryRow(ctx, `SELECT toString(sum(`+cost+`)), count() FROM xdrs FINAL WHERE status = 'rated' AND `+col+` = ?`+extra+`
+				AND event_time >= toDateTime(?) AND event_time < toDateTime(?)`, uint64(tc.client), p.From.Unix(), p.To.Unix()).Scan(&want, &wantCalls); err != nil {
+				t.Fatal(err)
+			}
+			if len(lines) == 0 || sum.IsZero() {
+				t.Errorf("%s: client %d %s: no lines", stage, tc.client, tc.side)
+			}
+			if !sum.Equal(decimal.RequireFromString(want)) || calls != wantCalls {
+				t.Errorf("%s: client %d %s: lines sum %s over %d calls, xdrs FINAL %s over %d", stage, tc.client, tc.side, sum, calls, want, wantCalls)
+			}
+		}
+	}
+	check("from the rollups")
+	f.rerate(map[string]func(x *xdrRow){
+		"c01": func(x *xdrRow) { x.OrigCost = x.OrigCost.Add(decimal.RequireFromString("0.123457")) },
+		"c05": func(x *xdrRow) { x.TermCost = x.TermCost.Add(decimal.RequireFromString("1.000001")) },
+	})
+	check("after a rerating")
+}
+
+// TestWriteCallsMasks: the xDR attachment of a client with hidden digits
+// masks them, and lists its rated calls only.
+func TestWriteCallsMasks(t *testing.T) {
+	f := newFixture(t)
+	var b bytes.Buffer
+	if err := f.reports.WriteCalls(context.Background(), &b, report.StatementQuery{Client: 1, Period: period(t, "2024-03-01", "2024-04-01", "UTC")}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(recs[0], ",") != strings.Join(report.CallColumns, ",") || len(recs) < 3 {
+		t.Fatalf("calls csv: %v", recs)
+	}
+	for _, r := range recs[1:] {
+		if !strings.HasSuffix(r[5], "XXX") {
+			t.Errorf("dst %q of a client with 3 hidden digits", r[5])
+		}
+		if r[6] != "" && !strings.HasSuffix(r[6], "XXX") {
+			t.Errorf("ani %q not masked", r[6])
+		}
+		if strings.Contains(b.String(), "447700900123") {
+			t.Errorf("a whole number in the attachment")
+		}
+	}
+}
