@@ -115,6 +115,27 @@ func (p *Partition) Fetch(ctx context.Context, buf []Message, max int, wait time
 	}
 	p.timer.Reset(wait)
 	for len(buf) < max {
+		// What is already waiting is taken without a select on the timer
+		// and ctx (each such select costs as much as the receive, per
+		// message), looking at them only every so often and when the
+		// channel runs dry.
+		select {
+		case m := <-p.msgs:
+			buf = append(buf, m)
+			if len(buf)%256 != 0 {
+				continue
+			}
+			select {
+			case <-p.timer.C:
+				return buf, nil
+			default:
+			}
+			if ctx.Err() != nil {
+				return buf, nil
+			}
+			continue
+		default:
+		}
 		select {
 		case m := <-p.msgs:
 			buf = append(buf, m)
@@ -415,8 +436,14 @@ func (c *Consumer) servePartition(ctx, gctx context.Context, gen *kafka.Generati
 				return
 			}
 			p.setLogEnd(m.HighWaterMark)
+			msg := Message{Partition: m.Partition, Offset: m.Offset, Time: m.Time, Value: m.Value}
 			select {
-			case p.msgs <- Message{Partition: m.Partition, Offset: m.Offset, Time: m.Time, Value: m.Value}:
+			case p.msgs <- msg: // room in the channel: no need to watch hctx
+				continue
+			default:
+			}
+			select {
+			case p.msgs <- msg:
 			case <-hctx.Done():
 				return
 			}

@@ -67,15 +67,32 @@ func (x *XDR) Conflict() bool { return x.ConflictOf != "" }
 // Deltas calls fn with each balance movement the XDR causes: minus the orig
 // cost for the customer, plus the term cost for the vendor.
 func (x *XDR) Deltas(fn func(clientID, micro int64)) {
+	if d := x.origDelta(); d != 0 {
+		fn(x.Rating.Orig.ClientID, d)
+	}
+	if d := x.termDelta(); d != 0 {
+		fn(x.Rating.Term.ClientID, d)
+	}
+}
+
+// Moves reports whether the XDR changes a balance: whether Deltas would
+// call its function at all. The commit path asks it of every XDR several
+// times, so it is a plain test rather than a call of Deltas.
+func (x *XDR) Moves() bool { return x.origDelta() != 0 || x.termDelta() != 0 }
+
+// origDelta is the customer's balance movement, termDelta the vendor's.
+func (x *XDR) origDelta() int64 {
 	if x.Malformed || x.Rating.Status != "rated" {
-		return
+		return 0
 	}
-	if x.Rating.Orig.CostMicro != 0 {
-		fn(x.Rating.Orig.ClientID, -x.Rating.Orig.CostMicro)
+	return -x.Rating.Orig.CostMicro
+}
+
+func (x *XDR) termDelta() int64 {
+	if x.Malformed || x.Rating.Status != "rated" || x.Rating.Term.Reason != ReasonNone || x.Rating.Term.ClientID == 0 {
+		return 0
 	}
-	if x.Rating.Term.Reason == ReasonNone && x.Rating.Term.ClientID != 0 && x.Rating.Term.CostMicro != 0 {
-		fn(x.Rating.Term.ClientID, x.Rating.Term.CostMicro)
-	}
+	return x.Rating.Term.CostMicro
 }
 
 // keyer computes dedupe keys and content hashes; it is owned by one

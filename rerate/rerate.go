@@ -788,7 +788,7 @@ func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
 			t.skipped++ // it would move the balance of a client outside the caller's subtree
 			continue
 		}
-		if moves(nx) && !moves(&rater.XDR{Rating: cd.old}) {
+		if nx.Moves() && !(&rater.XDR{Rating: cd.old}).Moves() {
 			claim = append(claim, len(write))
 		}
 		write = append(write, i)
@@ -999,13 +999,6 @@ func inFlight(cd *candidate, next map[int32]int64) bool {
 		return true
 	}
 	return cd.oldVersion%1000 != jobMark && cd.oldVersion != cd.rawVersion
-}
-
-// moves reports whether x changes a balance.
-func moves(x *rater.XDR) bool {
-	moved := false
-	x.Deltas(func(int64, int64) { moved = true })
-	return moved
 }
 
 // record stores the job's counts and result (in tx when not nil).

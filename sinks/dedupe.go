@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tarifa/tarifa/rater"
@@ -20,12 +21,12 @@ import (
 
 // keyRef is one CDR of a batch under its dedupe key.
 type keyRef struct {
-	hi, lo  uint64 // the key as two big-endian halves
-	bucket  uint16 // a spread of the key's bits: the first term of the sort order
+	hi, lo  uint64 // the key as two big-endian halves: uuid order is (hi, lo)
 	i       int32  // index in the batch
 	moves   bool   // the CDR changes a balance: its key is claimed
 	claimed bool   // this message holds the claim
 	owned   bool   // recorded for this very message by an earlier attempt
+	settled bool   // the look-up decided what the CDR is; it is not looked up again
 	expired bool   // a claim older than the window was found: the CDR was billed before
 }
 
@@ -44,124 +45,171 @@ type keyRef struct {
 // (XDR.MarkConflict: kept under an id of its own, never dropped, never
 // billed). Malformed CDRs that keep their id take part as zero-cost ones.
 //
-// The claim comes first and the look-up after, for what the claim could not
-// take: in the usual batch nearly every billable key is new, and one
-// INSERT … ON CONFLICT DO NOTHING both checks and records it.
-func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error) {
+// Every key is looked up first (one index probe each, in key order), and
+// the billable keys no claim holds are then claimed by a plain INSERT: an
+// INSERT … ON CONFLICT DO NOTHING pays for a speculative insertion on every
+// key (a look-up of its own, a second WAL record, a lock), which measured
+// twice a probe's cost. A key another message claims between the look-up
+// and the INSERT fails the INSERT with a unique violation, which changes
+// nothing: the keys are looked up again and claimed again, up to plain
+// times (see plainClaims), and then with ON CONFLICT DO NOTHING.
+func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, plain int) ([]int, error) {
 	refs := make([]keyRef, 0, len(b.XDRs))
+	zeroCost := false
 	for i := range b.XDRs {
 		// A duplicate or conflict marked by an earlier attempt at this
 		// batch stays one (neither is Deduped any more).
 		if x := &b.XDRs[i]; x.Deduped() {
-			refs = append(refs, newRef(x.Key, int32(i), moves(x)))
+			m := x.Moves()
+			refs = append(refs, newRef(x.Key, int32(i), m))
+			zeroCost = zeroCost || !m
 		}
 	}
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	// Sorted keys take index locks in one global order.
+	// Sorted keys take index locks in one global order, and visit the
+	// index's leaves in order.
 	refs = sortRefs(refs)
 	refs = withinBatch(b, refs)
 
-	if err := claim(ctx, pg, b, refs, func(r *keyRef) bool { return r.moves }); err != nil {
-		return nil, err
-	}
-	var unsure [][16]byte
-	for _, r := range refs {
-		if !r.claimed {
-			unsure = append(unsure, r.key())
+	if zeroCost {
+		// The xDR of a CDR that moves no balance is written without a
+		// claim, so nothing orders it against a billable copy in another
+		// partition that claims the key after the look-up below has missed
+		// it. Its version is therefore the database's clock from before the
+		// look-up: that copy claims, then locks its partition and takes its
+		// version, later, and its billed row outranks this one (moving xDRs
+		// get theirs in Commit).
+		clock, err := Clock(ctx, pg)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if len(unsure) == 0 {
-		return late(b, refs), nil
-	}
-	// The xDR of a CDR that moves no balance is written without a claim, so
-	// nothing orders it against a billable copy in another partition that
-	// claims the key after the look-up below has missed it. Its version is
-	// therefore the database's clock from before the look-up: that copy
-	// claims, then locks its partition and takes its version, later, and
-	// its billed row outranks this one (moving xDRs get theirs in Commit).
-	clock, err := Clock(ctx, pg)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range refs {
-		if x := &b.XDRs[r.i]; !r.moves {
-			x.Version = clock
-			if x.Malformed && !x.Quarantined {
-				// A malformed CDR that keeps its id ranks below every
-				// valid version of its row: a broken re-send of a call
-				// never replaces the call (billed or not), while a
-				// corrected re-send replaces the broken one.
-				x.Version = MalformedVersion(clock)
+		for _, r := range refs {
+			if x := &b.XDRs[r.i]; !r.moves {
+				x.Version = clock
+				if x.Malformed && !x.Quarantined {
+					// A malformed CDR that keeps its id ranks below every
+					// valid version of its row: a broken re-send of a call
+					// never replaces the call (billed or not), while a
+					// corrected re-send replaces the broken one.
+					x.Version = MalformedVersion(clock)
+				}
 			}
 		}
 	}
-	// One index probe per key, whatever the planner's statistics say: on a
-	// young table (a new deployment, a test) they would have it scan the
-	// whole table for every batch. LIMIT 1 keeps the subquery a subquery.
-	rows, err := pg.Query(ctx, `SELECT c.key, c.topic, c."partition", c."offset", c.seen_at >= now() - make_interval(secs => $2), c.content
-		FROM unnest($1::uuid[]) AS u(key)
-		CROSS JOIN LATERAL (SELECT * FROM cdr_keys WHERE key = u.key LIMIT 1) AS c`, unsure, DedupeWindow.Seconds())
-	if err != nil {
-		return nil, pgErr("look up dedupe keys", err)
+	for round := 0; ; round++ {
+		todo, err := lookUp(ctx, pg, b, refs)
+		if err != nil {
+			return nil, err
+		}
+		if len(todo) == 0 {
+			return late(b, refs), nil
+		}
+		if round < plain {
+			err := claimNew(ctx, pg, b, refs, todo)
+			if err == nil {
+				return late(b, refs), nil
+			}
+			if !uniqueViolation(err) {
+				return nil, pgErr("record dedupe keys", err)
+			}
+			// Another message claimed one of these keys since the look-up
+			// (a copy of one of its CDRs, committing at the same moment in
+			// another partition): the INSERT waited for that claim, so a
+			// look-up now finds it.
+			continue
+		}
+		// Still racing: take what is still free, and look up the others
+		// again, now that their claims are committed.
+		if err := claim(ctx, pg, b, refs, todo); err != nil {
+			return nil, err
+		}
 	}
+}
+
+// plainClaims is how many times dedupe claims a batch's new keys with a
+// plain INSERT, looking them up again after each race it lost, before it
+// claims with ON CONFLICT DO NOTHING, which cannot lose one. Copies of one
+// CDR reaching several partitions at once make races common (one batch in
+// three in make bench-e2e); a look-up costs a fraction of a claim.
+const plainClaims = 3
+
+// lookUp reads the claims of the refs not yet settled, settles each CDR
+// whose key a claim holds — this very message's claim from an earlier
+// attempt, another message's (a duplicate, or a conflicting re-send), or
+// one that expired — and returns the indices in refs of the billable CDRs
+// left to claim. The claims of an earlier attempt that no longer bill are
+// given back.
+func lookUp(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef) ([]int, error) {
+	keys := make([][16]byte, 0, len(refs))
+	for _, r := range refs {
+		if !r.settled {
+			keys = append(keys, r.key())
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	var args binArgs
+	args.uuids(keys)
+	args.float8(DedupeWindow.Seconds())
 	var expired [][16]byte
 	var unclaim []int // CDRs this message claimed in an attempt that billed them, billing nothing now
-	at := 0
-	for rows.Next() {
-		var k [16]byte
-		var topic string
-		var partition int
-		var offset int64
-		var live bool
-		var content pgtype.Int8
-		if err := rows.Scan(&k, &topic, &partition, &offset, &live, &content); err != nil {
-			rows.Close()
-			return nil, pgErr("look up dedupe keys", err)
-		}
-		at = find(refs, k, at) // rows come in the order of unsure, key order
-		r := &refs[at]
-		x := &b.XDRs[r.i]
-		switch {
-		case !live:
-			r.expired = true // billed once, longer ago than the window: ClickHouse says whether it stands
-			if r.moves {
-				expired = append(expired, k)
+	_, err := execBinary(ctx, pg, `SELECT key, topic, "partition", "offset", live, content FROM cdr_keys_lookup($1, $2)`, &args,
+		func(v [][]byte) error {
+			if len(v) != 6 {
+				return fmt.Errorf("%d columns, want 6", len(v))
 			}
-		case topic == b.Topic && partition == x.Partition && offset == x.Offset:
-			r.claimed, r.owned = r.moves, true // this very message claimed it before a crash
-			if !r.moves {
-				unclaim = append(unclaim, int(r.i)) // rated again since, and now free
+			k, err := binUUID(v[0])
+			if err != nil {
+				return err
 			}
-		case content.Valid && uint64(content.Int64) != x.Content:
-			x.MarkConflict(partition, offset) // another message billed this CDR, and said something else
-		default:
-			x.MarkDuplicate()
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+			partition, err := binInt4(v[2])
+			if err != nil {
+				return err
+			}
+			offset, err := binInt8(v[3])
+			if err != nil {
+				return err
+			}
+			live, err := binBool(v[4])
+			if err != nil {
+				return err
+			}
+			content, hasContent := int64(0), v[5] != nil
+			if hasContent {
+				if content, err = binInt8(v[5]); err != nil {
+					return err
+				}
+			}
+			r := &refs[locate(refs, k)]
+			x := &b.XDRs[r.i]
+			switch {
+			case !live:
+				r.expired = true // billed once, longer ago than the window: ClickHouse says whether it stands
+				if r.moves {
+					expired = append(expired, k)
+				}
+			case string(v[1]) == b.Topic && int(partition) == x.Partition && offset == x.Offset:
+				r.claimed, r.owned, r.settled = r.moves, true, true // this very message claimed it before a crash
+				if !r.moves {
+					unclaim = append(unclaim, int(r.i)) // rated again since, and now free
+				}
+			case hasContent && uint64(content) != x.Content:
+				x.MarkConflict(int(partition), offset) // another message billed this CDR, and said something else
+				r.settled = true
+			default:
+				x.MarkDuplicate()
+				r.settled = true
+			}
+			return nil
+		})
+	if err != nil {
 		return nil, pgErr("look up dedupe keys", err)
 	}
 	if err := release(ctx, pg, b, unclaim); err != nil {
 		return nil, err
-	}
-	// Claim again what expired, and what the first claim found taken but
-	// the look-up no longer did (pruned in between): whatever this second
-	// claim cannot take, another message took first.
-	again := func(r *keyRef) bool {
-		x := &b.XDRs[r.i]
-		return r.moves && !r.claimed && !x.Duplicate() && !x.Conflict()
-	}
-	var todo []int
-	for i := range refs {
-		if again(&refs[i]) {
-			todo = append(todo, i)
-		}
-	}
-	if len(todo) == 0 {
-		return late(b, refs), nil
 	}
 	if len(expired) > 0 {
 		if _, err := pg.Exec(ctx, `DELETE FROM cdr_keys WHERE key = ANY($1::uuid[]) AND seen_at < now() - make_interval(secs => $2)`,
@@ -169,15 +217,17 @@ func dedupe(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch) ([]int, error
 			return nil, pgErr("expire dedupe keys", err)
 		}
 	}
-	if err := claim(ctx, pg, b, refs, again); err != nil {
-		return nil, err
-	}
-	for _, i := range todo {
-		if !refs[i].claimed {
-			b.XDRs[refs[i].i].MarkDuplicate()
+	var todo []int
+	for i := range refs {
+		if r := &refs[i]; !r.settled {
+			if r.moves {
+				todo = append(todo, i)
+			} else {
+				r.settled = true // zero-cost and no claim: written with its own version
+			}
 		}
 	}
-	return late(b, refs), nil
+	return todo, nil
 }
 
 // late returns the indices of the CDRs of refs that are not duplicates nor
@@ -205,37 +255,62 @@ func late(b *rater.Batch, refs []keyRef) []int {
 	return out
 }
 
-// claim records, for the refs that want one, the key with the message that
-// carries it, and sets claimed on those it took; a key already recorded is
-// left alone. refs are sorted by key.
-func claim(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef, want func(*keyRef) bool) error {
-	var keys [][16]byte
-	var partitions []int32
-	var offsets, contents []int64
-	for i := range refs {
-		if r := &refs[i]; want(r) {
-			x := &b.XDRs[r.i]
-			keys, partitions, offsets = append(keys, r.key()), append(partitions, int32(x.Partition)), append(offsets, x.Offset)
-			contents = append(contents, int64(x.Content))
-		}
+// claimArgs is the parameters of a claim of the refs at indices todo:
+// their keys, the topic, and each one's partition, offset and content hash.
+func claimArgs(b *rater.Batch, refs []keyRef, todo []int) *binArgs {
+	keys, partitions := make([][16]byte, len(todo)), make([]int32, len(todo))
+	offsets, contents := make([]int64, len(todo)), make([]int64, len(todo))
+	for n, i := range todo {
+		r := &refs[i]
+		x := &b.XDRs[r.i]
+		keys[n], partitions[n], offsets[n], contents[n] = r.key(), int32(x.Partition), x.Offset, int64(x.Content)
 	}
-	if len(keys) == 0 {
-		return nil
+	var a binArgs
+	a.uuids(keys)
+	a.text(b.Topic)
+	a.int4s(partitions)
+	a.int8s(offsets)
+	a.int8s(contents)
+	return &a
+}
+
+// claimNew records the keys of refs at indices todo, which the look-up
+// found free, each with the message that carries it, in key order. It
+// fails, recording nothing, when another message claimed one of them since
+// (a unique violation, see uniqueViolation).
+func claimNew(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef, todo []int) error {
+	if _, err := execBinary(ctx, pg, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
+		SELECT key, $2, p, o, c FROM unnest($1::uuid[], $3::int[], $4::bigint[], $5::bigint[]) AS u(key, p, o, c)`,
+		claimArgs(b, refs, todo), nil); err != nil {
+		return err
 	}
-	rows, err := pg.Query(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
+	for _, i := range todo {
+		refs[i].claimed, refs[i].settled = true, true
+	}
+	return nil
+}
+
+// uniqueViolation reports whether err is PostgreSQL's unique_violation: a
+// plain claim met a key that another message claimed after the look-up.
+// It is a race, not the batch's fault (a refusal): the claim is retried.
+func uniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// claim records, for the refs at indices todo, the key with the message that
+// carries it, and settles those it took; a key already recorded is left
+// alone (and looked up again by the caller). refs are sorted by key.
+func claim(ctx context.Context, pg *pgxpool.Pool, b *rater.Batch, refs []keyRef, todo []int) error {
+	_, err := execBinary(ctx, pg, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
 		SELECT key, $2, p, o, c FROM unnest($1::uuid[], $3::int[], $4::bigint[], $5::bigint[]) AS u(key, p, o, c)
-		ON CONFLICT (key) DO NOTHING RETURNING key`, keys, b.Topic, partitions, offsets, contents)
-	if err != nil {
-		return pgErr("record dedupe keys", err)
-	}
-	// The rows come back in insertion order, which is key order: look
-	// each up from the previous one on.
-	var k [16]byte
-	at := 0
-	_, err = pgx.ForEachRow(rows, []any{&k}, func() error {
-		i := find(refs, k, at)
-		refs[i].claimed = true
-		at = i + 1
+		ON CONFLICT (key) DO NOTHING RETURNING key`, claimArgs(b, refs, todo), func(v [][]byte) error {
+		k, err := binUUID(v[0])
+		if err != nil {
+			return err
+		}
+		r := &refs[locate(refs, k)]
+		r.claimed, r.settled = true, true
 		return nil
 	})
 	if err != nil {
@@ -290,84 +365,69 @@ func (r *keyRef) key() (k [16]byte) {
 	return k
 }
 
-// Keys sort by (bucket, hi, lo): any order all workers share keeps their
-// index locks in one global order, and this one sorts fast. The bucket is
-// a mix of all the key's bits, because the leading bits of FNV hashes of
-// similar ids (call-1, call-2, …) are far from evenly spread.
-const bucketBits = 12
-
 func newRef(key [16]byte, i int32, moves bool) keyRef {
-	r := keyRef{hi: binary.BigEndian.Uint64(key[:8]), lo: binary.BigEndian.Uint64(key[8:]), i: i, moves: moves}
-	x := r.hi ^ r.lo*0x9e3779b97f4a7c15 // splitmix64's finaliser
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	r.bucket = uint16((x ^ x>>31) >> (64 - bucketBits))
-	return r
+	return keyRef{hi: binary.BigEndian.Uint64(key[:8]), lo: binary.BigEndian.Uint64(key[8:]), i: i, moves: moves}
 }
 
-// sortRefs sorts refs (given in batch order) by key order, keeping batch
-// order among equal keys: a counting pass on the buckets leaves a handful
-// of refs per bucket to finish by insertion, several times faster than a
-// comparison sort of the whole batch.
+// sortRefs sorts refs (given in batch order) by key in PostgreSQL's uuid
+// order, keeping batch order among equal keys. Any order all workers share
+// keeps their index locks in one global order; this one also has each
+// statement visit the index's leaves in order, which made the claims and
+// look-ups of a batch measurably cheaper than keys in a hash order. The
+// leading bits of FNV hashes of similar ids (call-1, call-2, …) are far
+// from evenly spread, so a radix sort on all of the first half does the
+// work (stable: equal keys keep batch order), and refs whose first halves
+// are equal and whose keys differ — all but never — are put in order after.
 func sortRefs(refs []keyRef) []keyRef {
-	if len(refs) < 1<<10 {
+	if len(refs) < 256 {
 		slices.SortStableFunc(refs, byKey)
 		return refs
 	}
-	var starts [1<<bucketBits + 1]int
-	for _, r := range refs {
-		starts[r.bucket+1]++
-	}
-	for b := 1; b < len(starts); b++ {
-		starts[b] += starts[b-1]
-	}
-	out := make([]keyRef, len(refs))
-	next := starts
-	for _, r := range refs {
-		out[next[r.bucket]] = r
-		next[r.bucket]++
-	}
-	for b := 0; b < 1<<bucketBits; b++ {
-		bucket := out[starts[b]:starts[b+1]]
-		for i := 1; i < len(bucket); i++ {
-			for j := i; j > 0 && byKey(bucket[j-1], bucket[j]) > 0; j-- {
-				bucket[j-1], bucket[j] = bucket[j], bucket[j-1]
-			}
+	src, dst := refs, make([]keyRef, len(refs))
+	for shift := 0; shift < 64; shift += 8 {
+		var starts [257]int
+		for i := range src {
+			starts[int(byte(src[i].hi>>shift))+1]++
 		}
+		if starts[int(byte(src[0].hi>>shift))+1] == len(src) {
+			continue // every ref has this byte: nothing to move
+		}
+		for d := 1; d < len(starts); d++ {
+			starts[d] += starts[d-1]
+		}
+		for i := range src {
+			d := byte(src[i].hi >> shift)
+			dst[starts[d]] = src[i]
+			starts[d]++
+		}
+		src, dst = dst, src
 	}
-	return out
+	for lo := 0; lo < len(src); {
+		hi := lo + 1
+		for hi < len(src) && src[hi].hi == src[lo].hi {
+			hi++
+		}
+		if hi-lo > 1 {
+			slices.SortStableFunc(src[lo:hi], byKey)
+		}
+		lo = hi
+	}
+	return src
 }
 
-// find returns the index of key k, which is in refs (in key order),
-// searching forward from refs[from] first: results that come back in the
-// order the keys were sent are matched in one pass.
-func find(refs []keyRef, k [16]byte, from int) int {
-	t := newRef(k, 0, false)
-	for j := from; j < len(refs) && byKey(refs[j], t) <= 0; j++ {
-		if byKey(refs[j], t) == 0 {
-			return j
-		}
-	}
-	i, _ := slices.BinarySearchFunc(refs, t, byKey)
+// locate returns the index of the first ref of key k, which is in refs (in
+// key order).
+func locate(refs []keyRef, k [16]byte) int {
+	i, _ := slices.BinarySearchFunc(refs, newRef(k, 0, false), byKey)
 	return i
 }
 
-// byKey is the key order.
+// byKey is the key order: PostgreSQL's order of uuids (bytewise).
 func byKey(a, b keyRef) int {
-	if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
-		return c
-	}
 	if c := cmp.Compare(a.hi, b.hi); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.lo, b.lo)
-}
-
-// moves reports whether an XDR changes a balance.
-func moves(x *rater.XDR) bool {
-	moved := false
-	x.Deltas(func(int64, int64) { moved = true })
-	return moved
 }
 
 // lateChunk bounds the ids of one look-up query (ClickHouse limits the size

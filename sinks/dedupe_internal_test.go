@@ -31,35 +31,51 @@ func batchRefs(n int) []keyRef {
 	return refs
 }
 
-// TestSortRefs checks the bucketed sort against a stable comparison sort in
+// TestSortRefs checks the radix sort against a stable comparison sort in
 // the same order: repeated keys keep batch order, for batches on both sides
-// of the small-batch cut-off.
+// of the small-batch cut-off, and keys whose first halves are equal (all
+// but never with real keys) are ordered by their second halves.
 func TestSortRefs(t *testing.T) {
-	for _, n := range []int{0, 1, 7, 1000, 1 << 10, 5000, 50_000} {
+	twins := func(n int) []keyRef {
 		refs := batchRefs(n)
+		for i := 1; i < len(refs); i += 3 {
+			refs[i].hi, refs[i].lo = refs[i-1].hi, refs[i-1].lo^uint64(i)*0x9e3779b97f4a7c15
+		}
+		return refs
+	}
+	for _, refs := range [][]keyRef{batchRefs(0), batchRefs(1), batchRefs(7), batchRefs(255), batchRefs(256), batchRefs(1000),
+		batchRefs(5000), batchRefs(50_000), twins(300), twins(5000)} {
 		want := slices.Clone(refs)
 		slices.SortStableFunc(want, byKey)
 		if got := sortRefs(refs); !slices.Equal(got, want) {
-			t.Errorf("n=%d: sortRefs differs from a stable sort by key", n)
+			t.Errorf("n=%d: sortRefs differs from a stable sort by key", len(refs))
 		}
 	}
 }
 
-// TestFind finds every key of a sorted batch, in order and out of order.
-func TestFind(t *testing.T) {
+// TestKeyOrder checks that the key order is PostgreSQL's order of uuids
+// (bytewise), which the claims and look-ups rely on to visit the index in
+// order.
+func TestKeyOrder(t *testing.T) {
 	refs := sortRefs(batchRefs(5000))
-	at := 0
-	for i, r := range refs {
-		if i > 0 && byKey(refs[i-1], r) == 0 {
-			continue // find returns the first of equal keys
-		}
-		if at = find(refs, r.key(), at); at != i {
-			t.Fatalf("in order: key %d found at %d", i, at)
+	for i := 1; i < len(refs); i++ {
+		a, b := refs[i-1].key(), refs[i].key()
+		if string(a[:]) > string(b[:]) {
+			t.Fatalf("key %d sorts before key %d but is bytewise greater", i-1, i)
 		}
 	}
-	for _, i := range []int{4000, 10, 2500, 0} {
-		if j := find(refs, refs[i].key(), 3000); byKey(refs[j], refs[i]) != 0 {
-			t.Fatalf("out of order: key %d found at %d", i, j)
+}
+
+// TestLocate finds the first ref of every key of a sorted batch.
+func TestLocate(t *testing.T) {
+	refs := sortRefs(batchRefs(5000))
+	for i, r := range refs {
+		want := i
+		for want > 0 && byKey(refs[want-1], r) == 0 {
+			want--
+		}
+		if got := locate(refs, r.key()); got != want {
+			t.Fatalf("key %d located at %d, want %d", i, got, want)
 		}
 	}
 }

@@ -21,3 +21,7 @@ var (
 func MigrateClickHouseWith(ctx context.Context, conn driver.Conn, ms []schemas.Migration, log *slog.Logger) ([]int, error) {
 	return migrateClickHouse(ctx, conn, ms, "", log)
 }
+
+// ClaimWithOnConflict has s claim new keys with ON CONFLICT DO NOTHING
+// from the start, the path a batch takes after losing plainClaims races.
+func ClaimWithOnConflict(s *Store) { s.plain = 0 }

@@ -48,13 +48,14 @@ type Store struct {
 	pg     *pgxpool.Pool
 	ch     *XDRWriter
 	phases *prometheus.HistogramVec
+	plain  int // plain claims before ON CONFLICT (plainClaims; tests set 0)
 }
 
 // NewStore returns a store writing to pg and ch, with the time spent in each
 // phase of a commit as tarifa_commit_phase_seconds{phase} on reg. The
 // ClickHouse writes of concurrent commits are coalesced into shared inserts.
 func NewStore(pg *pgxpool.Pool, ch driver.Conn, reg prometheus.Registerer) *Store {
-	s := &Store{pg: pg, ch: NewXDRWriter(ch), phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	s := &Store{pg: pg, ch: NewXDRWriter(ch), plain: plainClaims, phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tarifa_commit_phase_seconds",
 		Help:    "Time a batch commit spends per phase: lock (offset fence), dedupe, clickhouse, balances, commit.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
@@ -93,7 +94,7 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 		s.phases.WithLabelValues(name).Observe(now.Sub(mark).Seconds())
 		mark = now
 	}
-	late, err := dedupe(ctx, s.pg, b)
+	late, err := dedupe(ctx, s.pg, b, s.plain)
 	if err != nil {
 		return res, err
 	}
@@ -132,7 +133,7 @@ func (s *Store) Commit(ctx context.Context, b *rater.Batch) (rater.CommitResult,
 	for i := range b.XDRs {
 		x := &b.XDRs[i]
 		switch {
-		case x.Quarantined, x.Duplicate(), x.Conflict(), moves(x):
+		case x.Quarantined, x.Duplicate(), x.Conflict(), x.Moves():
 			x.Version = version
 		case x.Malformed && !x.Deduped():
 			x.Version = version // a synthetic id: no other row to rank against

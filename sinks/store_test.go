@@ -226,6 +226,78 @@ func TestCommitZeroCostRace(t *testing.T) {
 	f.check("-0.0008")
 }
 
+// TestCommitClaimRace: a billable CDR whose key no claim holds when its
+// batch looks it up, but which another message claims before the batch's
+// own claim is written (a copy in another partition, committing at the same
+// moment). The batch's plain INSERT of its new keys then fails on the key;
+// that failure is a race, not the batch's fault: the batch must commit,
+// with the CDR kept as what the other message's claim makes it — here a
+// conflicting re-send, billed nowhere.
+func TestCommitClaimRace(t *testing.T) {
+	for _, onConflict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("on_conflict=%v", onConflict), func(t *testing.T) { testCommitClaimRace(t, onConflict) })
+	}
+}
+
+// testCommitClaimRace is TestCommitClaimRace with the plain claims, or with
+// the claim that a batch falls back on after losing several races.
+func testCommitClaimRace(t *testing.T, onConflict bool) {
+	f := newStoreFixture(t)
+	if onConflict {
+		sinks.ClaimWithOnConflict(f.store)
+	}
+	ctx := context.Background()
+	f.mustCommit(0, 0, call{id: "warm-up", cost: 100})
+
+	// The other message's claim, not yet committed: the batch's look-up
+	// cannot see it, its INSERT waits for it.
+	other, err := f.db.PG.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx) //nolint:errcheck
+	key := md5.Sum([]byte("sw1\x00x"))
+	if _, err := other.Exec(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content) VALUES ($1, 'cdrs', 1, 0, 5)`, key); err != nil {
+		t.Fatal(err)
+	}
+	racing := f.batch(0, f.client, call{id: "x", cost: 700, content: 6}, call{id: "y", cost: 200})
+	type result struct {
+		res rater.CommitResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { res, err := f.commit(racing); done <- result{res, err} }()
+	deadline := time.Now().Add(30 * time.Second)
+	for waiting := false; !waiting; {
+		if err := f.db.PG.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO cdr_keys%')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the batch's claim never waited for the other message's")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("a claim that lost a race failed the commit: %v", r.err)
+	}
+	f.check("-0.0003") // the warm-up and y; x is the other message's
+	if got, want := f.xdr("x#conflict-0000000000000006"), "mismatch duplicate_conflict 0.000000 same switch and id as the CDR at partition 1 offset 0, with other content"; got != want {
+		t.Errorf("the CDR whose key was claimed under it: %q, want %q", got, want)
+	}
+	if got := f.xdr("x"); got != "none" {
+		t.Errorf("xDR of x: %q, want none (the other message writes it)", got)
+	}
+	// y, claimed when the retry took what was still free, is y's message's:
+	// its replay after a crash would bill it, a copy elsewhere is a duplicate.
+	f.mustCommit(1, 1, call{id: "y", cost: 200})
+	f.check("-0.0003")
+}
+
 // TestCommitLateResend: a switch pushes CDRs again after the dedupe window
 // (cdr_keys no longer remembers them). What ClickHouse holds as billed is
 // not billed again, whatever the resend is rated at; what it holds unbilled

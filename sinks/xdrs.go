@@ -25,9 +25,12 @@ const insertRaw = `INSERT INTO cdrs_raw (cdr_id, switch, setup_time, connect_tim
 // chunkRows is how many rows go to ClickHouse in one block. The driver's
 // column buffers are reset, not freed, after each block, so an insert of any
 // size reuses one chunk's worth of memory instead of growing (and copying)
-// buffers the size of the whole insert. The server squashes the blocks of
-// one INSERT into one part.
-const chunkRows = 8192
+// buffers the size of the whole insert. But every insert starts with new
+// buffers that grow, by doubling, to one chunk: at 8192 rows that growth
+// was 7 % of the worker's CPU, at 1024 rows 2 %, and the extra blocks cost
+// nothing measurable. The server squashes the blocks of one INSERT into one
+// part.
+const chunkRows = 1024
 
 // writeClickHouse writes the raw CDRs and xDRs of one or more batches,
 // skipping duplicates, as one insert per table, gathering blocks in xc and

@@ -136,12 +136,13 @@ start_postgres() {
 			listen_addresses = '127.0.0.1'
 			port = $PG_PORT
 			unix_socket_directories = '$STACK/pgsock'
-			max_connections = 400
-			shared_buffers = 256MB
-			max_wal_size = 2GB
-			log_min_messages = warning
 		EOF
 	fi
+	# Tuning lives in deploy/local/postgresql.conf, copied on every start so
+	# that a stack made before a change gets it too (it is included last).
+	install -o postgres -m 0644 "$REPO/deploy/local/postgresql.conf" "$dir/tarifa.conf"
+	grep -qx "include_if_exists = 'tarifa.conf'" "$dir/postgresql.conf" ||
+		echo "include_if_exists = 'tarifa.conf'" >>"$dir/postgresql.conf"
 	mkdir -p "$STACK/pgsock" && chown postgres: "$STACK/pgsock"
 	touch "$STACK/log/postgresql.log" && chown postgres: "$STACK/log/postgresql.log"
 	rm -f "$dir/postmaster.pid" # stale after a crash; the port check above proved nobody serves it

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +22,12 @@ type Server struct {
 	DSN   string
 	start func() error
 	stop  func()
+	pid   func() int
 }
+
+// PID is the process id of the running server (PostgreSQL's postmaster),
+// for a benchmark that reads its CPU time; 0 when it is not running.
+func (s *Server) PID() int { return s.pid() }
 
 // Start starts the server again on its existing data and waits until it
 // answers.
@@ -39,8 +45,17 @@ const pgBin = "/usr/lib/postgresql/15/bin"
 
 // StartPostgres starts a private PostgreSQL 15 on a free loopback port with a
 // fresh data directory, removed at cleanup. It needs root (initdb runs as
-// the postgres user through runuser), as the local stack does.
+// the postgres user through runuser), as the local stack does. It does not
+// fsync: outage tests need a server they can stop, not a durable one.
 func StartPostgres(t testing.TB) *Server {
+	t.Helper()
+	return StartPostgresWith(t, "fsync = off\nmax_connections = 100\n")
+}
+
+// StartPostgresWith is StartPostgres with conf (postgresql.conf lines)
+// instead of its settings and env added to the server's environment: a
+// benchmark starts one configured as the local stack's is, durable.
+func StartPostgresWith(t testing.TB, conf string, env ...string) *Server {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "tarifa-pg-")
 	if err != nil {
@@ -65,7 +80,7 @@ func StartPostgres(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	conf := fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\nfsync = off\nmax_connections = 100\n", port, dir)
+	conf = fmt.Sprintf("%s\nlisten_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\n", conf, port, dir)
 	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +89,18 @@ func StartPostgres(t testing.TB) *Server {
 	f.Close()
 	logFile := filepath.Join(dir, "log")
 	s := &Server{DSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/tarifa?sslmode=disable", port)}
-	s.start = func() error { return run(pgBin+"/pg_ctl", "-D", data, "-l", logFile, "-w", "-t", "60", "start") }
+	s.start = func() error {
+		return run("env", append(env, pgBin+"/pg_ctl", "-D", data, "-l", logFile, "-w", "-t", "60", "start")...)
+	}
 	s.stop = func() { _ = run(pgBin+"/pg_ctl", "-D", data, "-m", "fast", "-w", "stop") }
+	s.pid = func() int {
+		raw, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+		if err != nil {
+			return 0
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(raw), "\n", 2)[0]))
+		return pid
+	}
 	s.Start(t)
 	t.Cleanup(s.stop)
 	return s
@@ -88,11 +113,23 @@ func StartClickHouse(t testing.TB) *Server {
 	return startClickHouse(t, freePort(t), "")
 }
 
+// StartClickHouseIn is StartClickHouse with its files in dir (for example
+// one from JournaledDir) and profile (the XML inside the default settings
+// profile of users.xml, as the local stack's).
+func StartClickHouseIn(t testing.TB, dir, profile string) *Server {
+	t.Helper()
+	return startClickHouseIn(t, dir, freePort(t), "", profile)
+}
+
 // startClickHouse starts a private ClickHouse whose native port is tcp,
 // with extra elements (XML) in its config.
 func startClickHouse(t testing.TB, tcp int, extra string) *Server {
 	t.Helper()
-	dir := t.TempDir()
+	return startClickHouseIn(t, t.TempDir(), tcp, extra, "")
+}
+
+func startClickHouseIn(t testing.TB, dir string, tcp int, extra, profile string) *Server {
+	t.Helper()
 	http := freePort(t)
 	config := fmt.Sprintf(`<?xml version="1.0"?>
 <yandex>
@@ -113,11 +150,12 @@ func startClickHouse(t testing.TB, tcp int, extra string) *Server {
 `, dir, http, tcp, extra)
 	users := `<?xml version="1.0"?>
 <yandex>
-  <profiles><default></default></profiles>
+  <profiles><default>%s</default></profiles>
   <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
   <quotas><default></default></quotas>
 </yandex>
 `
+	users = fmt.Sprintf(users, profile)
 	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +187,12 @@ func startClickHouse(t testing.TB, tcp int, extra string) *Server {
 		}
 		out, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		return fmt.Errorf("private clickhouse on %s did not answer within 30s\n%s", addr, out)
+	}
+	s.pid = func() int {
+		if cmd == nil || cmd.Process == nil {
+			return 0
+		}
+		return cmd.Process.Pid
 	}
 	s.stop = func() {
 		if cmd == nil || cmd.Process == nil {
