@@ -33,7 +33,9 @@ func BenchmarkRerate(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		db, topic := setupPipeline(b)
 		from := time.Now().Add(-30 * time.Hour).Truncate(time.Hour)
-		ts := genTrafficFrom(n, uint64(i+300), from, 100*time.Millisecond)
+		// n CDRs over the 28 hours after from, whatever n: all of them
+		// in the past, all of them in the job's selection.
+		ts := genTrafficFrom(n, uint64(i+300), from, 28*time.Hour/time.Duration(n))
 		produce(b, kafkaBrokers(), topic, ts.msgs)
 		total := len(ts.msgs)
 		ts.msgs = nil
