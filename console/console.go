@@ -25,6 +25,12 @@ type Config struct {
 	// MaxSessions bounds the sessions held in memory; when full, the one
 	// idle longest is ended. Default 10,000.
 	MaxSessions int
+	// MaxTokenSessions bounds the sessions of one API token: its next
+	// sign-in ends its own session idle longest, so that one token (a
+	// customer portal's, say) signing in again and again cannot fill the
+	// store and sign everybody else out. Default 20 (or MaxSessions, if
+	// lower).
+	MaxTokenSessions int
 	// MaxDeck bounds a deck CSV uploaded through the console. Default
 	// 64 MiB, the API's own bound.
 	MaxDeck int64
@@ -49,6 +55,9 @@ func (c *Config) Validate() error {
 	if c.MaxSessions == 0 {
 		c.MaxSessions = 10000
 	}
+	if c.MaxTokenSessions == 0 {
+		c.MaxTokenSessions = min(20, c.MaxSessions)
+	}
 	if c.MaxDeck == 0 {
 		c.MaxDeck = 64 << 20
 	}
@@ -66,6 +75,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("session idle %s, max %s: want idle ≥ 1m and max ≥ idle", c.SessionIdle, c.SessionMax)
 	case c.MaxSessions < 1:
 		return fmt.Errorf("max sessions %d: want at least 1", c.MaxSessions)
+	case c.MaxTokenSessions < 1 || c.MaxTokenSessions > c.MaxSessions:
+		return fmt.Errorf("max sessions of a token %d: want 1 to max sessions (%d)", c.MaxTokenSessions, c.MaxSessions)
 	case c.MaxDeck < 1024 || c.MaxStaged < c.MaxDeck:
 		return fmt.Errorf("max deck %d, max staged %d: want deck ≥ 1024 bytes and staged ≥ deck", c.MaxDeck, c.MaxStaged)
 	case c.PageSize < 1 || c.PageSize > 1000:

@@ -44,5 +44,5 @@
 // A Console is an http.Handler, safe for concurrent use. Each request
 // runs on its caller's goroutine and blocks only on the API calls it
 // makes; the session store is guarded by a mutex and bounded by
-// Config.MaxSessions.
+// Config.MaxSessions (and per token by Config.MaxTokenSessions).
 package console

@@ -135,3 +135,34 @@ func TestSessionBounds(t *testing.T) {
 		t.Fatalf("a session outlived SessionMax (%s)", cfg.SessionMax)
 	}
 }
+
+// TestOneTokenCannotSignEverybodyOut: a token signing in again and again
+// ends its own oldest sessions, never the other tokens' (a full store
+// would otherwise end the operator's session idle longest).
+func TestOneTokenCannotSignEverybodyOut(t *testing.T) {
+	cfg := Config{MaxSessions: 5, MaxTokenSessions: 2}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st := newSessions(cfg)
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	st.now = func() time.Time { return now }
+	admin := st.create("tarifa_admin", identity{Role: "admin"})
+	var portal []*session
+	for range 50 {
+		now = now.Add(time.Second)
+		portal = append(portal, st.create("tarifa_portal", identity{Role: "client"}))
+	}
+	if st.lookup(admin.id) == nil {
+		t.Fatal("one token's sign-ins ended another token's session")
+	}
+	if st.count() != 3 {
+		t.Fatalf("%d sessions held, want the admin's and the portal's last 2", st.count())
+	}
+	if st.lookup(portal[49].id) == nil || st.lookup(portal[48].id) == nil || st.lookup(portal[47].id) != nil {
+		t.Fatal("a token over its bound did not keep its newest sessions")
+	}
+	if err := (&Config{MaxSessions: 5, MaxTokenSessions: 6}).Validate(); err == nil {
+		t.Fatal("a token bound above the store's bound was accepted")
+	}
+}

@@ -74,6 +74,7 @@ type sessions struct {
 	byID      map[string]*session
 	idle, max time.Duration
 	limit     int
+	perToken  int
 	stagedMax int64
 	stagedNow int64
 	now       func() time.Time
@@ -81,7 +82,7 @@ type sessions struct {
 
 func newSessions(cfg Config) *sessions {
 	return &sessions{byID: map[string]*session{}, idle: cfg.SessionIdle, max: cfg.SessionMax,
-		limit: cfg.MaxSessions, stagedMax: cfg.MaxStaged, now: time.Now}
+		limit: cfg.MaxSessions, perToken: cfg.MaxTokenSessions, stagedMax: cfg.MaxStaged, now: time.Now}
 }
 
 // randomID is 32 random bytes, URL-safe.
@@ -91,24 +92,41 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create stores a new session for token; when the store is full, expired
+// create stores a new session for token. When the token holds its bound of
+// sessions, its own seen longest ago ends; when the store is full, expired
 // sessions go first, then the one seen longest ago.
 func (st *sessions) create(token string, me identity) *session {
 	now := st.now()
 	s := &session{id: randomID(), token: token, csrf: randomID(), me: me, created: now, seen: now, tz: "UTC"}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	oldest := func(of func(*session) bool) (*session, int) {
+		var o *session
+		n := 0
+		for _, x := range st.byID {
+			if !of(x) {
+				continue
+			}
+			n++
+			if o == nil || x.seen.Before(o.seen) {
+				o = x
+			}
+		}
+		return o, n
+	}
+	for {
+		o, n := oldest(func(x *session) bool { return x.token == token })
+		if n < st.perToken {
+			break
+		}
+		st.dropLocked(o)
+	}
 	if len(st.byID) >= st.limit {
 		st.sweepLocked(now)
 	}
 	for len(st.byID) >= st.limit {
-		var oldest *session
-		for _, x := range st.byID {
-			if oldest == nil || x.seen.Before(oldest.seen) {
-				oldest = x
-			}
-		}
-		st.dropLocked(oldest)
+		o, _ := oldest(func(*session) bool { return true })
+		st.dropLocked(o)
 	}
 	st.byID[s.id] = s
 	return s
