@@ -116,10 +116,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s *session) 
 	d.Money.classify()
 	// Calls per hour of the day (every hour, DST days included), and the
 	// revenue per hour of each currency.
-	var hours []string
-	for t := today; t.Before(tomorrow); t = t.Add(time.Hour) {
-		hours = append(hours, t.Format("2006-01-02 15:04"))
-	}
+	hours := dayHours(today, tomorrow)
 	hi := sum.index("hour")
 	pairOf := func(row []string) string {
 		var parts []string
@@ -168,4 +165,19 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	c.render(w, r, s, http.StatusOK, "dashboard", &view{Title: "Dashboard", Section: "dashboard", Data: d})
 	return nil
+}
+
+// dayHours are the labels of the hours of [from, to) as the summary's hour
+// grouping writes them (local "2006-01-02 15:04"). The hour a DST change
+// repeats has one label, and the API one row for it: it is one bar, not
+// two bars each showing both hours.
+func dayHours(from, to time.Time) []string {
+	var hours []string
+	for t := from; t.Before(to); t = t.Add(time.Hour) {
+		h := t.Format("2006-01-02 15:04")
+		if n := len(hours); n == 0 || hours[n-1] != h {
+			hours = append(hours, h)
+		}
+	}
+	return hours
 }

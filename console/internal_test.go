@@ -166,3 +166,35 @@ func TestOneTokenCannotSignEverybodyOut(t *testing.T) {
 		t.Fatal("a token bound above the store's bound was accepted")
 	}
 }
+
+// TestDayHours: the dashboard's hours of a day are the summary's hour
+// labels, each once, on the days DST changes too.
+func TestDayHours(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := func(y int, m time.Month, d int) []string {
+		return dayHours(time.Date(y, m, d, 0, 0, 0, 0, london), time.Date(y, m, d+1, 0, 0, 0, 0, london))
+	}
+	for _, c := range []struct {
+		name  string
+		hours []string
+		want  int
+	}{
+		{"a plain day", day(2026, 12, 1), 24},
+		{"spring forward (no 01:00)", day(2026, 3, 29), 23},
+		{"fall back (01:00 twice, one label)", day(2026, 10, 25), 24},
+	} {
+		seen := map[string]bool{}
+		for _, h := range c.hours {
+			if seen[h] {
+				t.Errorf("%s: hour %s twice: its calls would be drawn twice", c.name, h)
+			}
+			seen[h] = true
+		}
+		if len(c.hours) != c.want {
+			t.Errorf("%s: %d hours, want %d: %v", c.name, len(c.hours), c.want, c.hours)
+		}
+	}
+}
