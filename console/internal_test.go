@@ -1,6 +1,8 @@
 package console
 
 import (
+	"html/template"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -196,5 +198,29 @@ func TestDayHours(t *testing.T) {
 		if len(c.hours) != c.want {
 			t.Errorf("%s: %d hours, want %d: %v", c.name, len(c.hours), c.want, c.hours)
 		}
+	}
+}
+
+// TestSummaryChartAddsCountsOverCurrencies: a day the API splits by
+// currency pair is one bar of calls (their sum), while money is charted
+// for one currency only.
+func TestSummaryChartAddsCountsOverCurrencies(t *testing.T) {
+	tb := &table{Columns: []string{"day", "orig_currency", "term_currency", "calls", "revenue"}, Rows: [][]string{
+		{"2026-12-01", "EUR", "EUR", "2", "1.500000"},
+		{"2026-12-01", "USD", "USD", "3", "2.250000"},
+		{"2026-12-02", "USD", "USD", "4", "3.000000"},
+	}}
+	chart := func(metric string) string {
+		d := &reportPage{reportData: reportData{Table: tb, By: []string{"day"}}}
+		(&Console{}).summaryChart(d, url.Values{"metric": {metric}, "currency": {"USD"}})
+		return string(d.Chart.(template.HTML))
+	}
+	calls := chart("calls")
+	if strings.Count(calls, "<rect") != 2 || !strings.Contains(calls, "<title>2026-12-01: 5</title>") {
+		t.Errorf("calls: want one bar of 5 for 2026-12-01 and one for 2026-12-02:\n%s", calls)
+	}
+	rev := chart("revenue")
+	if strings.Count(rev, "<rect") != 2 || !strings.Contains(rev, "<title>2026-12-01: 2.250000</title>") {
+		t.Errorf("revenue: want the USD figures only:\n%s", rev)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/tarifa/tarifa/report"
 )
 
@@ -146,7 +148,11 @@ func (c *Console) summaryChart(d *reportPage, q url.Values) {
 	if len(groups) == 0 {
 		return
 	}
+	// A count (calls, answered, minutes) adds up over the currency pairs
+	// the API splits a group into: one bar per group. Money stays one
+	// currency's.
 	var labels, values []string
+	at := map[string]int{}
 	for _, row := range t.Rows {
 		if money && ci >= 0 && row[ci] != d.Currency {
 			continue
@@ -155,7 +161,17 @@ func (c *Console) summaryChart(d *reportPage, q url.Values) {
 		for k, gi := range groups {
 			parts[k] = row[gi]
 		}
-		labels, values = append(labels, strings.Join(parts, " · ")), append(values, row[mi])
+		label := strings.Join(parts, " · ")
+		if i, ok := at[label]; ok && !money {
+			sum, err1 := decimal.NewFromString(values[i])
+			v, err2 := decimal.NewFromString(row[mi])
+			if err1 == nil && err2 == nil {
+				values[i] = sum.Add(v).String()
+				continue
+			}
+		}
+		at[label] = len(labels)
+		labels, values = append(labels, label), append(values, row[mi])
 	}
 	if len(labels) > 60 {
 		labels, values = labels[:60], values[:60]
