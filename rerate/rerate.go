@@ -478,6 +478,7 @@ type pass struct {
 	info   map[int64]clientInfo
 	sc     scope
 	ph     Phases
+	keys   map[[16]byte]bool // a dry run's: the dedupe keys of the calls it would make billable so far
 }
 
 // open creates the job row and its plan, or loads the job to resume.
@@ -625,8 +626,12 @@ func (r *Runner) read(ctx context.Context, rd *chunkRead, j *Job, c chunkPlan, f
 func (r *Runner) apply(ctx context.Context, p *pass, rd *chunkRead) error {
 	began := time.Now()
 	if p.j.DryRun {
-		p.t.merge(tallyAll(p.cat, p.raters, rd.cands, p.sc))
+		t, billable := tallyAll(p.cat, p.raters, rd.cands, p.sc)
 		p.ph.Rate += time.Since(began)
+		if err := r.tallyBillable(ctx, p, t, rd.cands, billable); err != nil {
+			return err
+		}
+		p.t.merge(t)
 		return r.record(ctx, nil, p.j, p.t, p.info)
 	}
 	if !rd.rated { // read again after a failed attempt
@@ -636,14 +641,27 @@ func (r *Runner) apply(ctx context.Context, p *pass, rd *chunkRead) error {
 	return r.commit(ctx, p, rd)
 }
 
+// madeBillable is a call a dry run would make billable: whether the job
+// bills it depends on the dedupe claims of its switch and id (see
+// tallyBillable).
+type madeBillable struct {
+	i       int // in the chunk's candidates
+	key     [16]byte
+	content uint64
+	rating  rater.Rating // without its texts, which the rater's buffers hold
+}
+
 // tallyAll rates each candidate's raw CDR as the worker would have and
 // counts what it would change, sharing the work between the raters (one
 // goroutine each, each with a tally of its own and one xDR it reuses): a
 // dry run keeps no rated xDR. A call that would move the balance of a
 // client outside sc is counted skipped, as the confirmed job leaves it.
-func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, sc scope) *tally {
+// The calls it would make billable are returned to be counted by
+// tallyBillable.
+func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, sc scope) (*tally, []madeBillable) {
 	per := (len(cands) + len(raters) - 1) / len(raters)
 	parts := make([]*tally, len(raters))
+	billable := make([][]madeBillable, len(raters))
 	var wg sync.WaitGroup
 	for k, rt := range raters {
 		parts[k] = newTally(sc)
@@ -667,6 +685,12 @@ func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, sc s
 					t.skipped++
 					continue
 				}
+				if x.Moves() && !(&rater.XDR{Rating: cd.old}).Moves() {
+					rating := x.Rating
+					rating.Detail, rating.Number = "", ""
+					billable[k] = append(billable[k], madeBillable{i: i, key: x.Key, content: x.Content, rating: rating})
+					continue
+				}
 				t.add(&cd.old, &x.Rating)
 			}
 		}(parts[k])
@@ -675,7 +699,52 @@ func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, sc s
 	for _, p := range parts[1:] {
 		parts[0].merge(p)
 	}
-	return parts[0]
+	return parts[0], slices.Concat(billable...)
+}
+
+// tallyBillable counts into t the calls of a dry run's chunk that it would
+// make billable, as the confirmed job bills them: each switch and id once
+// in the job, and none whose dedupe key another CDR holds (see otherCDRs);
+// the others are counted skipped.
+func (r *Runner) tallyBillable(ctx context.Context, p *pass, t *tally, cands []candidate, bs []madeBillable) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	if p.keys == nil {
+		p.keys = map[[16]byte]bool{}
+	}
+	keys := make([][16]byte, len(bs))
+	for k, b := range bs {
+		keys[k] = b.key
+	}
+	type claim struct {
+		content *int64
+		seen    time.Time
+	}
+	held := map[[16]byte]claim{}
+	rows, err := r.pg.Query(ctx, `SELECT key, content, seen_at FROM cdr_keys WHERE key = ANY($1::uuid[])`, keys)
+	if err != nil {
+		return fmt.Errorf("read the dedupe claims: %w", err)
+	}
+	var (
+		key [16]byte
+		c   claim
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&key, &c.content, &c.seen}, func() error { held[key] = c; return nil }); err != nil {
+		return fmt.Errorf("read the dedupe claims: %w", err)
+	}
+	for _, b := range bs {
+		cd := &cands[b.i]
+		h, ok := held[b.key]
+		other := ok && h.content != nil && uint64(*h.content) != b.content && h.seen.Sub(cd.received).Abs() < sinks.DedupeWindow
+		if p.keys[b.key] || other {
+			t.skipped++
+			continue
+		}
+		p.keys[b.key] = true
+		t.add(&cd.old, &b.rating)
+	}
+	return nil
 }
 
 // rateAll rates each candidate's raw CDR as the worker would have, into
@@ -793,6 +862,21 @@ func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
 		}
 		write = append(write, i)
 	}
+	// Two CDRs of one switch and id that the job makes billable in this
+	// chunk are billed once: the first claims, the other is left alone (a
+	// worker marks the second a conflict).
+	drop := map[int]bool{}
+	keyed := map[[16]byte]bool{}
+	claimed := claim[:0:0]
+	for _, w := range claim {
+		if k := news[write[w]].Key; keyed[k] {
+			drop[w] = true
+			continue
+		}
+		keyed[news[write[w]].Key] = true
+		claimed = append(claimed, w)
+	}
+	claim = claimed
 	claimXs := make([]*rater.XDR, len(claim))
 	for k, w := range claim {
 		claimXs[k] = &news[write[w]]
@@ -803,15 +887,29 @@ func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
 	}
 	lap(&ph.Claim)
 	if len(holders) > 0 {
-		drop := map[int]bool{}
+		others, err := otherCDRs(ctx, tx, holders, claimXs, cands, write, claim)
+		if err != nil {
+			return err
+		}
 		for k, h := range holders {
 			switch {
-			case h.Topic == sinks.RerateTopic && h.Offset == j.ID:
-				// This job's own claim, from an attempt that died: it stands.
 			case h.Topic == j.Topic && h.Offset >= next[int32(h.Partition)]:
 				drop[claim[k]] = true // a worker is billing this very CDR right now
+			case others[k]:
+				// Another CDR with this switch and id, saying something else,
+				// was billed within the dedupe window (by a worker, or by this
+				// job in an earlier chunk): billing this one too would bill
+				// the switch and id twice. The worker marks such a CDR a
+				// conflict; the job leaves it as it is.
+				r.log.Warn("a CDR made billable shares its switch and id with another CDR billed within the dedupe window; left alone",
+					"job", j.ID, "cdr_id", news[write[claim[k]]].ID)
+				drop[claim[k]] = true
+			case h.Topic == sinks.RerateTopic && h.Offset == j.ID:
+				// This job's own claim, from an attempt that died: it stands.
 			}
 		}
+	}
+	if len(drop) > 0 {
 		kept := write[:0]
 		for w, i := range write {
 			if drop[w] {
@@ -894,6 +992,46 @@ func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
 	}
 	lap(&ph.Balances)
 	return nil
+}
+
+// otherCDRs reports, by index in xs, the claims of holders that another
+// CDR holds: a claim recording other content than xs[k]'s, made within the
+// dedupe window of xs[k]'s arrival (the worker's test for a conflicting
+// re-send). A claim with the same content is this very CDR's (its message
+// billed it before the catalog changed, or this job did in an attempt that
+// died), and one without content is taken for it, as the worker takes it.
+func otherCDRs(ctx context.Context, tx pgx.Tx, holders map[int]sinks.Holder, xs []*rater.XDR,
+	cands []candidate, write, claim []int) (map[int]bool, error) {
+	keys := make([][16]byte, 0, len(holders))
+	at := map[[16]byte]int{}
+	for k := range holders {
+		keys = append(keys, xs[k].Key)
+		at[xs[k].Key] = k
+	}
+	rows, err := tx.Query(ctx, `SELECT key, content, seen_at FROM cdr_keys WHERE key = ANY($1::uuid[])`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read the dedupe claims held: %w", err)
+	}
+	out := map[int]bool{}
+	var (
+		key     [16]byte
+		content *int64
+		seen    time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&key, &content, &seen}, func() error {
+		k, ok := at[key]
+		if !ok || content == nil || uint64(*content) == xs[k].Content {
+			return nil
+		}
+		if gap := seen.Sub(cands[write[claim[k]]].received).Abs(); gap < sinks.DedupeWindow {
+			out[k] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the dedupe claims held: %w", err)
+	}
+	return out, nil
 }
 
 // claim takes the dedupe claims of xs for job in a transaction of its own,

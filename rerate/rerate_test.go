@@ -827,3 +827,70 @@ func TestRerateRaceWithAResend(t *testing.T) {
 		})
 	}
 }
+
+// TestRerateTwoCDRsOfOneIDBilledOnce: two CDRs of one switch and id that
+// say different things are billed once, as the worker bills them (the
+// second is a conflict), when the rerate makes one of them billable:
+// beside a billed one (its claim is another CDR's), beside another one the
+// same job makes billable in the same chunk, or in an earlier chunk.
+func TestRerateTwoCDRsOfOneIDBilledOnce(t *testing.T) {
+	t.Parallel()
+	for _, chunk := range []int{40, 1} {
+		t.Run(fmt.Sprintf("chunk size %d", chunk), func(t *testing.T) {
+			w := newWorld(t)
+			ctx := context.Background()
+			at := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
+			// "twin": a mismatch (unknown account, zero cost, no claim),
+			// then a billed CDR of A with the same id and other content.
+			lost := &testCall{id: "twin", src: "ip:10.9.9.9", dst: "447700900123", ms: 61_000, setup: at}
+			billed := &testCall{id: "twin", src: "ip:10.0.0.1", dst: "447700900123", ms: 30_000, setup: at.Add(time.Hour)}
+			// "pair": two mismatches of one id, each from an unknown account.
+			p1 := &testCall{id: "pair", src: "ip:10.9.9.8", dst: "447700900124", ms: 45_000, setup: at.Add(10 * time.Minute)}
+			p2 := &testCall{id: "pair", src: "ip:10.9.9.7", dst: "447700900124", ms: 45_000, setup: at.Add(20 * time.Minute)}
+			w.send(0, []*testCall{lost, p1})
+			w.send(0, []*testCall{p2}) // zero-cost, p1 claimed nothing: a row of its own
+			w.send(0, []*testCall{billed})
+			w.exec(`INSERT INTO accounts (client_id, kind, ident) VALUES (2, 'ip', '10.9.9.9'), (4, 'ip', '10.9.9.8'), (4, 'ip', '10.9.9.7')`)
+			r := w.runner(Config{ChunkSize: chunk})
+			sel := allOf(at.Add(-time.Minute), at.Add(2*time.Hour))
+			dry, err := r.Run(ctx, Request{Selection: sel, DryRun: true, Actor: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			j, err := r.Run(ctx, Request{Selection: sel, Actor: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deltas := func(j *Job) map[string]string {
+				out := map[string]string{}
+				for _, c := range j.Clients {
+					out[fmt.Sprint(c.ClientID, c.Side)] = c.Delta.String()
+				}
+				return out
+			}
+			if d, c := deltas(dry), deltas(j); fmt.Sprint(d) != fmt.Sprint(c) || dry.Skipped != j.Skipped || dry.Changed != j.Changed {
+				t.Errorf("the dry run said deltas %v, %d changed, %d skipped; the job moved %v, %d changed, %d skipped",
+					d, dry.Changed, dry.Skipped, c, j.Changed, j.Skipped)
+			}
+			aPays, _ := w.m.price(1, billed.dst, billed.ms)
+			dPays, _ := w.m.price(1, p1.dst, p1.ms)
+			want := map[int64]decimal.Decimal{1: decimal.NewFromInt(100).Sub(aPays), 2: decimal.Zero, 4: dPays.Neg()}
+			for id, bal := range want {
+				var live decimal.Decimal
+				if err := w.db.PG.QueryRow(ctx, `SELECT live FROM client_balances WHERE client_id = $1`, id).Scan(&live); err != nil {
+					t.Fatal(err)
+				}
+				if !live.Equal(bal) {
+					t.Errorf("client %d: live balance %s, want %s (each switch and id billed once)", id, live, bal)
+				}
+			}
+			var billedRows uint64
+			if err := w.db.CH.QueryRow(ctx, `SELECT count() FROM xdrs FINAL WHERE status = 'rated' AND cdr_id IN ('twin', 'pair')`).Scan(&billedRows); err != nil {
+				t.Fatal(err)
+			}
+			if billedRows != 2 || j.Skipped != 2 {
+				t.Errorf("%d rated xDRs of twin and pair (want 2), %d CDRs left alone (want 2)", billedRows, j.Skipped)
+			}
+		})
+	}
+}
