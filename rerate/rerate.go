@@ -1,6 +1,7 @@
 package rerate
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -713,6 +714,7 @@ func (r *Runner) tallyBillable(ctx context.Context, p *pass, t *tally, cands []c
 	if p.keys == nil {
 		p.keys = map[[16]byte]bool{}
 	}
+	slices.SortStableFunc(bs, func(a, b madeBillable) int { return byArrival(&cands[a.i], &cands[b.i]) })
 	keys := make([][16]byte, len(bs))
 	for k, b := range bs {
 		keys[k] = b.key
@@ -863,8 +865,11 @@ func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
 		write = append(write, i)
 	}
 	// Two CDRs of one switch and id that the job makes billable in this
-	// chunk are billed once: the first claims, the other is left alone (a
-	// worker marks the second a conflict).
+	// chunk are billed once: the first to arrive claims, the other is left
+	// alone (a worker marks the second a conflict). Arrival order is the
+	// same at every attempt, so a resumed chunk picks the CDR its dead
+	// attempt claimed for.
+	slices.SortStableFunc(claim, func(a, b int) int { return byArrival(&cands[write[a]], &cands[write[b]]) })
 	drop := map[int]bool{}
 	keyed := map[[16]byte]bool{}
 	claimed := claim[:0:0]
@@ -992,6 +997,18 @@ func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
 	}
 	lap(&ph.Balances)
 	return nil
+}
+
+// byArrival orders candidates as their raw CDRs arrived: received, then
+// partition and offset.
+func byArrival(a, b *candidate) int {
+	if c := a.received.Compare(b.received); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.partition, b.partition); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.offset, b.offset)
 }
 
 // otherCDRs reports, by index in xs, the claims of holders that another

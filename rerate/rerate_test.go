@@ -832,7 +832,8 @@ func TestRerateRaceWithAResend(t *testing.T) {
 // say different things are billed once, as the worker bills them (the
 // second is a conflict), when the rerate makes one of them billable:
 // beside a billed one (its claim is another CDR's), beside another one the
-// same job makes billable in the same chunk, or in an earlier chunk.
+// same job makes billable in the same chunk, or in an earlier chunk (the
+// first to arrive is billed, as the worker would have billed it).
 func TestRerateTwoCDRsOfOneIDBilledOnce(t *testing.T) {
 	t.Parallel()
 	for _, chunk := range []int{40, 1} {
@@ -846,7 +847,7 @@ func TestRerateTwoCDRsOfOneIDBilledOnce(t *testing.T) {
 			billed := &testCall{id: "twin", src: "ip:10.0.0.1", dst: "447700900123", ms: 30_000, setup: at.Add(time.Hour)}
 			// "pair": two mismatches of one id, each from an unknown account.
 			p1 := &testCall{id: "pair", src: "ip:10.9.9.8", dst: "447700900124", ms: 45_000, setup: at.Add(10 * time.Minute)}
-			p2 := &testCall{id: "pair", src: "ip:10.9.9.7", dst: "447700900124", ms: 45_000, setup: at.Add(20 * time.Minute)}
+			p2 := &testCall{id: "pair", src: "ip:10.9.9.7", dst: "447700900124", ms: 90_000, setup: at.Add(20 * time.Minute)}
 			w.send(0, []*testCall{lost, p1})
 			w.send(0, []*testCall{p2}) // zero-cost, p1 claimed nothing: a row of its own
 			w.send(0, []*testCall{billed})
@@ -873,7 +874,7 @@ func TestRerateTwoCDRsOfOneIDBilledOnce(t *testing.T) {
 					d, dry.Changed, dry.Skipped, c, j.Changed, j.Skipped)
 			}
 			aPays, _ := w.m.price(1, billed.dst, billed.ms)
-			dPays, _ := w.m.price(1, p1.dst, p1.ms)
+			dPays, _ := w.m.price(1, p1.dst, p1.ms) // p1 arrived first: the worker would have billed it
 			want := map[int64]decimal.Decimal{1: decimal.NewFromInt(100).Sub(aPays), 2: decimal.Zero, 4: dPays.Neg()}
 			for id, bal := range want {
 				var live decimal.Decimal
