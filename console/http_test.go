@@ -331,3 +331,45 @@ func TestPaymentSentTwiceRecordedOnce(t *testing.T) {
 		t.Errorf("a refused payment: %d\n%s", code, body)
 	}
 }
+
+// TestRerateDryRunOfAnotherScopeNotConfirmed: a reseller's dry run shows
+// its subtree only (what its job would move); an admin reading it is not
+// offered to run it, and posting the confirmation anyway starts no job —
+// an admin's job would also move what the reseller's leaves alone.
+func TestRerateDryRunOfAnotherScopeNotConfirmed(t *testing.T) {
+	e := newEnv(t)
+	r := e.create("/v1/resellers", map[string]any{"name": "R", "currency": "USD"})
+	rtok := e.token(api.RoleReseller, r, 0)
+	sel := map[string]any{"from": "2026-11-01", "to": "2026-11-02", "dry_run": true}
+	dry := num(t, e.v1(201, rtok, "POST", "/v1/rerate-jobs", sel)["job"])
+	jobs := func() int { return len(e.v1(200, e.admin, "GET", "/v1/rerate-jobs", nil)["jobs"].([]any)) }
+	before := jobs()
+
+	admin := e.visitor()
+	admin.signIn(e.admin)
+	page := fmt.Sprintf("/rerate/%d", dry)
+	if code, _, body := admin.get(page); code != http.StatusOK || strings.Contains(body, page+"/confirm") || !strings.Contains(body, "Not yours to confirm") {
+		t.Fatalf("an admin reading a reseller's dry run: %d, offered to run it or not told why not:\n%s", code, body)
+	}
+	if code, loc, _ := admin.post(page+"/confirm", url.Values{"csrf": {admin.csrf}}); code != http.StatusSeeOther || loc != page {
+		t.Fatalf("confirming another scope's dry run: %d to %q", code, loc)
+	}
+	if _, _, body := admin.get(page); !strings.Contains(body, "made for another scope") {
+		t.Errorf("the refusal is not shown:\n%s", body)
+	}
+	if n := jobs(); n != before {
+		t.Errorf("%d jobs after confirming another scope's dry run, want %d: a job was started", n, before)
+	}
+
+	reseller := e.visitor()
+	reseller.signIn(rtok)
+	if _, _, body := reseller.get(page); !strings.Contains(body, page+"/confirm") {
+		t.Errorf("the reseller is not offered to run its own dry run:\n%s", body)
+	}
+	if code, loc, _ := reseller.post(page+"/confirm", url.Values{"csrf": {reseller.csrf}}); code != http.StatusSeeOther || loc == page {
+		t.Errorf("the reseller confirming its own dry run: %d to %q, want its job's page", code, loc)
+	}
+	if n := jobs(); n != before+1 {
+		t.Errorf("%d jobs after the reseller confirmed, want %d", n, before+1)
+	}
+}

@@ -113,6 +113,23 @@ type rerateJobData struct {
 	Running  bool
 	Clients  map[string]string
 	Progress string
+	Confirm  bool // the job's scope is the session's: its dry run is what a job of the session would do
+}
+
+// sameScope reports whether job was started for the subtree the session's
+// token rerates: the whole world for an admin, its own for a reseller. A
+// dry run of another scope is not what the session's job would move (an
+// admin's job also moves the vendors a reseller's leaves as they were),
+// so it is not offered for confirmation.
+func sameScope(me identity, job obj) bool {
+	reseller := idOf(job["reseller_id"])
+	switch {
+	case me.IsAdmin():
+		return reseller == 0
+	case me.IsReseller():
+		return reseller == me.ResellerID
+	}
+	return false
 }
 
 func (c *Console) rerateJob(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -126,7 +143,8 @@ func (c *Console) rerateJob(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	// A job, dry run or not, is under way until it has finished (a failed
 	// one has finished too, and waits to be resumed).
-	d := rerateJobData{J: job, Running: job["finished_at"] == nil && str(job["state"]) != "failed", Clients: map[string]string{}}
+	d := rerateJobData{J: job, Running: job["finished_at"] == nil && str(job["state"]) != "failed", Clients: map[string]string{},
+		Confirm: sameScope(s.me, job)}
 	d.Sel, _ = job["selection"].(obj)
 	if ids, ok := d.Sel["clients"].([]any); ok {
 		for _, v := range ids {
@@ -155,6 +173,11 @@ func (c *Console) rerateConfirm(w http.ResponseWriter, r *http.Request, s *sessi
 	var dry obj
 	if err := c.get(r, s, fmt.Sprintf("/v1/rerate-jobs/%d", id), nil, &dry); err != nil {
 		return err
+	}
+	if !sameScope(s.me, dry) {
+		c.sessions.addFlash(s, "error", "This dry run was made for another scope (a reseller's subtree, or the whole world): "+
+			"its figures are not what your job would move. Run a dry run of your own first.")
+		return c.redirect(w, r, s, fmt.Sprintf("/rerate/%d", id), "")
 	}
 	sel, _ := dry["selection"].(obj)
 	var clients []any
