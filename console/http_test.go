@@ -373,3 +373,22 @@ func TestRerateDryRunOfAnotherScopeNotConfirmed(t *testing.T) {
 		t.Errorf("%d jobs after the reseller confirmed, want %d", n, before+1)
 	}
 }
+
+// TestResellerOwnPageOffersNoEdit: a reseller's token may not edit or
+// archive its own reseller (the API refuses), so its own page offers
+// neither, while its sub-reseller's page offers both.
+func TestResellerOwnPageOffersNoEdit(t *testing.T) {
+	e := newEnv(t)
+	r := e.create("/v1/resellers", map[string]any{"name": "R", "currency": "USD"})
+	sub := e.create("/v1/resellers", map[string]any{"name": "R sub", "currency": "USD", "parent_id": r})
+	v := e.visitor()
+	v.signIn(e.token(api.RoleReseller, r, 0))
+	own := fmt.Sprintf("/resellers/%d", r)
+	if code, _, body := v.get(own); code != http.StatusOK || strings.Contains(body, own+"/edit") || strings.Contains(body, own+"/archive") {
+		t.Errorf("a reseller's own page: %d, offers what the API refuses it:\n%s", code, body)
+	}
+	child := fmt.Sprintf("/resellers/%d", sub)
+	if _, _, body := v.get(child); !strings.Contains(body, child+"/edit") || !strings.Contains(body, child+"/archive") {
+		t.Errorf("its sub-reseller's page offers no edit or archive:\n%s", body)
+	}
+}
