@@ -392,3 +392,23 @@ func TestResellerOwnPageOffersNoEdit(t *testing.T) {
 		t.Errorf("its sub-reseller's page offers no edit or archive:\n%s", body)
 	}
 }
+
+// TestPortalReportOffersNoVendors: a client's summary report has no vendor
+// side, so its grouping chooser does not offer the vendor (the API would
+// refuse it), while an operator's does.
+func TestPortalReportOffersNoVendors(t *testing.T) {
+	e := newEnv(t)
+	r := e.create("/v1/resellers", map[string]any{"name": "R", "currency": "USD"})
+	cl := e.create("/v1/clients", map[string]any{"name": "C", "reseller_id": r, "currency": "USD"})
+	vendor := `name="by" value="term_client"`
+	portal := e.visitor()
+	portal.signIn(e.token(api.RoleClient, 0, cl))
+	if code, _, body := portal.get("/reports/summary"); code != http.StatusOK || strings.Contains(body, vendor) || !strings.Contains(body, `name="by" value="day"`) {
+		t.Errorf("the portal's summary: %d, offers grouping by vendor or no grouping at all:\n%s", code, body)
+	}
+	admin := e.visitor()
+	admin.signIn(e.admin)
+	if _, _, body := admin.get("/reports/summary"); !strings.Contains(body, vendor) {
+		t.Errorf("the operator's summary offers no grouping by vendor:\n%s", body)
+	}
+}

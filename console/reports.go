@@ -64,6 +64,10 @@ func (c *Console) report(w http.ResponseWriter, r *http.Request, s *session) err
 			aq.Set(f, v)
 		}
 	}
+	if s.me.IsClient() {
+		// A client's report has no vendor side: the API refuses its grouping.
+		spec.By = slices.DeleteFunc(slices.Clone(spec.By), func(b string) bool { return b == "term_client" })
+	}
 	d := reportPage{reportData: reportData{Name: name, Period: p, Query: q, Action: "/reports/" + name}, Spec: spec, Specs: specs}
 	for _, f := range spec.Filters {
 		if f != "vendor" || !s.me.IsClient() {
