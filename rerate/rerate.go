@@ -479,7 +479,7 @@ type pass struct {
 	info   map[int64]clientInfo
 	sc     scope
 	ph     Phases
-	keys   map[[16]byte]bool // a dry run's: the dedupe keys of the calls it would make billable so far
+	keys   map[[16]byte]bool // a dry run's: the dedupe keys of the calls its last chunk with any would make billable
 }
 
 // open creates the job row and its plan, or loads the job to resume.
@@ -705,15 +705,16 @@ func tallyAll(cat *rater.Catalog, raters []*rater.Rater, cands []candidate, sc s
 
 // tallyBillable counts into t the calls of a dry run's chunk that it would
 // make billable, as the confirmed job bills them: each switch and id once
-// in the job, and none whose dedupe key another CDR holds (see otherCDRs);
-// the others are counted skipped.
+// (in this chunk and the one before), and none whose dedupe key another
+// CDR holds (see otherCDRs); the others are counted skipped.
 func (r *Runner) tallyBillable(ctx context.Context, p *pass, t *tally, cands []candidate, bs []madeBillable) error {
 	if len(bs) == 0 {
 		return nil
 	}
-	if p.keys == nil {
-		p.keys = map[[16]byte]bool{}
-	}
+	// The keys of the chunk before are kept, not all the run's: memory stays
+	// bounded by chunks, and two CDRs of one id are set up close together.
+	prev, cur := p.keys, make(map[[16]byte]bool, len(bs))
+	defer func() { p.keys = cur }()
 	slices.SortStableFunc(bs, func(a, b madeBillable) int { return byArrival(&cands[a.i], &cands[b.i]) })
 	keys := make([][16]byte, len(bs))
 	for k, b := range bs {
@@ -739,11 +740,11 @@ func (r *Runner) tallyBillable(ctx context.Context, p *pass, t *tally, cands []c
 		cd := &cands[b.i]
 		h, ok := held[b.key]
 		other := ok && h.content != nil && uint64(*h.content) != b.content && h.seen.Sub(cd.received).Abs() < sinks.DedupeWindow
-		if p.keys[b.key] || other {
+		if prev[b.key] || cur[b.key] || other {
 			t.skipped++
 			continue
 		}
-		p.keys[b.key] = true
+		cur[b.key] = true
 		t.add(&cd.old, &b.rating)
 	}
 	return nil
