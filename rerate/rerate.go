@@ -725,7 +725,7 @@ func (r *Runner) tallyBillable(ctx context.Context, p *pass, t *tally, cands []c
 		seen    time.Time
 	}
 	held := map[[16]byte]claim{}
-	rows, err := r.pg.Query(ctx, `SELECT key, content, seen_at FROM cdr_keys WHERE key = ANY($1::uuid[])`, keys)
+	rows, err := r.pg.Query(ctx, claimsOf, keys)
 	if err != nil {
 		return fmt.Errorf("read the dedupe claims: %w", err)
 	}
@@ -1000,6 +1000,13 @@ func (r *Runner) commit(ctx context.Context, p *pass, rd *chunkRead) error {
 	return nil
 }
 
+// claimsOf reads the dedupe claims (key, content, seen_at) of the keys $1
+// with one index probe per key, whatever the planner's statistics say: as
+// a plain key = ANY($1), a few thousand keys look dearer than reading the
+// whole of cdr_keys.
+const claimsOf = `SELECT c.key, c.content, c.seen_at FROM unnest($1::uuid[]) AS u(key)
+	CROSS JOIN LATERAL (SELECT * FROM cdr_keys WHERE key = u.key LIMIT 1) AS c`
+
 // byArrival orders candidates as their raw CDRs arrived: received, then
 // partition and offset.
 func byArrival(a, b *candidate) int {
@@ -1026,7 +1033,7 @@ func otherCDRs(ctx context.Context, tx pgx.Tx, holders map[int]sinks.Holder, xs 
 		keys = append(keys, xs[k].Key)
 		at[xs[k].Key] = k
 	}
-	rows, err := tx.Query(ctx, `SELECT key, content, seen_at FROM cdr_keys WHERE key = ANY($1::uuid[])`, keys)
+	rows, err := tx.Query(ctx, claimsOf, keys)
 	if err != nil {
 		return nil, fmt.Errorf("read the dedupe claims held: %w", err)
 	}
