@@ -248,3 +248,24 @@ func TestBillRunRefusesTheFuture(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBillRunFillsTheGapBeforeAHandMadeInvoice: an invoice made by hand for
+// a later period (April, while March is not invoiced yet) does not move
+// the last invoiced date past the gap: the bill run still makes March's
+// invoice, then goes on after April.
+func TestBillRunFillsTheGapBeforeAHandMadeInvoice(t *testing.T) {
+	f := newFixture(t)
+	f.rate(dstMarch...)
+	f.rate(call{id: "l-apr", client: london, dst: "447700900001", end: "2024-04-10T10:00:00Z", seconds: 100},
+		call{id: "l-may", client: london, dst: "447700900001", end: "2024-05-10T10:00:00Z", seconds: 100})
+	f.autoinvoice("2024-02-29", london)
+	f.create(london, "2024-04-01", "2024-05-01")
+	run, err := f.svc.BillRun(f.ctx, billing.Caller{}, at(t, "2024-06-02T00:00:00Z"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1:2024-03-01/2024-04-01:to_verify", "1:2024-04-01/2024-05-01:to_verify", "1:2024-05-01/2024-06-01:to_verify"}
+	if got := f.invoices(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("invoices %v (run errors %v); want %v", got, run.Errors, want)
+	}
+}

@@ -99,7 +99,7 @@ func (s *Service) createIn(ctx context.Context, tx pgx.Tx, c Caller, clientID in
 		}
 		if o.State != StateToVerify || source == "billrun" {
 			res.existing = o
-			return res, s.markInvoiced(ctx, tx, cl, to)
+			return res, s.markInvoiced(ctx, tx, cl, from, to)
 		}
 		draft = o
 	}
@@ -114,7 +114,7 @@ func (s *Service) createIn(ctx context.Context, tx pgx.Tx, c Caller, clientID in
 	inv.Source = source
 	if source == "billrun" && inv.Empty() && inv.Total.IsZero() {
 		res.empty = true
-		return res, s.markInvoiced(ctx, tx, cl, to)
+		return res, s.markInvoiced(ctx, tx, cl, from, to)
 	}
 	if draft != nil {
 		inv.ID = draft.ID
@@ -124,7 +124,7 @@ func (s *Service) createIn(ctx context.Context, tx pgx.Tx, c Caller, clientID in
 	if err := storeInvoice(ctx, tx, inv); err != nil {
 		return res, err
 	}
-	if err := s.markInvoiced(ctx, tx, cl, to); err != nil {
+	if err := s.markInvoiced(ctx, tx, cl, from, to); err != nil {
 		return res, err
 	}
 	after, err := s.get(ctx, tx, Caller{}, inv.ID)
@@ -144,11 +144,21 @@ func (s *Service) createIn(ctx context.Context, tx pgx.Tx, c Caller, clientID in
 }
 
 // markInvoiced moves the client's last invoiced date (the last day an
-// invoice covers) to the day before to, when that is later: the next bill
-// run starts after it.
-func (s *Service) markInvoiced(ctx context.Context, tx pgx.Tx, cl *client, to Date) error {
+// invoice covers) to the day before to, when that is later and the period
+// [from, to) leaves no day before it uninvoiced: the next bill run starts
+// after it. An invoice made by hand for a later period leaves the last
+// invoiced date where it is, so that the bill run still makes the periods
+// before it (it then meets that invoice and goes on after it).
+func (s *Service) markInvoiced(ctx context.Context, tx pgx.Tx, cl *client, from, to Date) error {
 	last := to.AddDays(-1)
 	if !cl.LastInvoiced.IsZero() && !last.After(cl.LastInvoiced) {
+		return nil
+	}
+	start := cl.LastInvoiced.AddDays(1)
+	if cl.LastInvoiced.IsZero() {
+		start = DateOf(cl.Created, cl.Loc)
+	}
+	if from.After(start) {
 		return nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE clients SET last_invoiced_at = $2::date, updated_at = now() WHERE id = $1`, cl.ID, last.String()); err != nil {

@@ -158,7 +158,7 @@ func WritePDF(w io.Writer, inv *Invoice) error {
 		pdf.SetFont("go", "B", 9)
 		pdf.CellFormat(85, 5, heading, "", 2, "L", false, 0, "")
 		pdf.SetFont("go", "B", 10)
-		pdf.CellFormat(85, 5, partyName(p), "", 2, "L", false, 0, "")
+		pdf.MultiCell(85, 5, partyName(p), "", "L", false) // a long name wraps in its column
 		pdf.SetFont("go", "", 9)
 		for _, l := range partyLines(p) {
 			pdf.SetX(x)

@@ -157,3 +157,24 @@ func TestInvoiceCSVs(t *testing.T) {
 		t.Fatalf("%d xDRs summing %s, invoice lines %s", len(recs)-1, total, sum(inv))
 	}
 }
+
+// TestInvoicePDFLongNames: a company name longer than its column wraps
+// inside it; a single line ran past the page's edge and the rest of the
+// client's legal name was not on its invoice.
+func TestInvoicePDFLongNames(t *testing.T) {
+	f := newFixture(t)
+	f.rate(dstMarch...)
+	long := "Zürich Wholesale Telecommunications Holding and Carrier Services Company Limited Partnership Omega"
+	f.exec(`UPDATE resellers SET company_name = 'Acme Telecom International Wholesale Voice Carrier Services Group Alpha'`)
+	f.exec(`UPDATE clients SET company_name = $1 WHERE id = 1`, long)
+	inv, err := f.svc.Document(f.ctx, billing.Caller{}, f.approve(f.create(london, "2024-03-01", "2024-04-01").ID).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := pdfText(t, inv)
+	for _, want := range []string{"Partnership Omega", "Group Alpha"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the PDF's text lacks %q:\n%s", want, text)
+		}
+	}
+}

@@ -106,7 +106,8 @@ func scanMail(row pgx.Row) (*Mail, error) {
 
 // Send e-mails an approved invoice's PDF to the client's billing address
 // (its main one when it has none): it records the mail in the queue, in
-// the transaction that checks the invoice, and tries it at once. Delivered,
+// the transaction that checks the invoice (a mail of it still queued is
+// the one tried again, never a second), and tries it at once. Delivered,
 // the mail is sent and a to_send invoice becomes sent; a failed attempt
 // stays queued with its error for the next DeliverQueued (or failed, after
 // the last attempt) — Send returns the mail either way, and the attempt's
@@ -126,6 +127,18 @@ func (s *Service) Send(ctx context.Context, c Caller, id int64) (*Mail, error) {
 			return err
 		}
 		subject := fmt.Sprintf("%s from %s, %s to %s", inv.Title(), partyName(from), inv.PeriodFrom, inv.LastDay())
+		// A mail of this invoice still queued is tried again (to the
+		// current addresses) rather than joined by another: the queue would
+		// deliver both, and the client would get the invoice twice.
+		err = tx.QueryRow(ctx, `UPDATE mail_queue SET recipients = $2, subject = $3, updated_at = now()
+			WHERE id = (SELECT min(id) FROM mail_queue WHERE kind = 'invoice' AND invoice_id = $1 AND state = 'queued')
+			RETURNING id`, id, cl.Emails, subject).Scan(&mailID)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			if err != nil {
+				return fmt.Errorf("queue the mail of invoice %d: %w", id, err)
+			}
+			return nil
+		}
 		return tx.QueryRow(ctx, `INSERT INTO mail_queue (kind, invoice_id, client_id, reseller_id, recipients, subject)
 			VALUES ('invoice', $1, $2, $3, $4, $5) RETURNING id`, id, inv.ClientID, inv.ResellerID, cl.Emails, subject).Scan(&mailID)
 	})

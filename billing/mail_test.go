@@ -344,3 +344,40 @@ func TestSendDeliveredWhenServerHangsUpOnQuit(t *testing.T) {
 		t.Fatalf("invoice after send: %s", sent.State)
 	}
 }
+
+// TestSendAgainReusesTheQueuedMail: an operator who sends an invoice again
+// while its mail waits in the queue (the server refused it a moment ago)
+// tries that mail again; a second mail would reach the client as well
+// when the queue is worked off, and the client would get the invoice twice.
+func TestSendAgainReusesTheQueuedMail(t *testing.T) {
+	f := newFixture(t)
+	f.rate(dstMarch...)
+	srv := startSMTP(t)
+	svc := f.withSMTP(billing.SMTPConfig{Addr: srv.addr, From: "billing@acme.example", User: "billing", Password: "s3cret"})
+	inv := f.approve(f.create(london, "2024-03-01", "2024-04-01").ID)
+	srv.reject.Store(true)
+	first, err := svc.Send(f.ctx, billing.Caller{}, inv.ID)
+	var de *billing.DeliveryError
+	if !errors.As(err, &de) || first.State != billing.MailQueued {
+		t.Fatalf("refused: %+v %v", first, err)
+	}
+	srv.reject.Store(false)
+	again, err := svc.Send(f.ctx, billing.Caller{}, inv.ID)
+	if err != nil || again.ID != first.ID || again.State != billing.MailSent || again.Attempts != 2 {
+		t.Fatalf("sent again: %+v %v; want mail %d sent at its second attempt", again, err, first.ID)
+	}
+	if n, failed, err := svc.DeliverQueued(f.ctx); err != nil || n != 0 || len(failed) != 0 {
+		t.Fatalf("the queue delivered %d more (%v %v)", n, failed, err)
+	}
+	if got := len(srv.messages()); got != 1 {
+		t.Fatalf("the client got the invoice %d times", got)
+	}
+	// Sent, a send is a new mail: the client asked for it again.
+	third, err := svc.Send(f.ctx, billing.Caller{}, inv.ID)
+	if err != nil || third.ID == first.ID || third.State != billing.MailSent {
+		t.Fatalf("a resend: %+v %v", third, err)
+	}
+	if got := len(srv.messages()); got != 2 {
+		t.Fatalf("the server got %d messages, want 2", got)
+	}
+}

@@ -138,10 +138,13 @@ func (s Source) String() string {
 // an hour recomputed or marked in between makes the whole read start over.
 func (r *Reports) aggregate(ctx context.Context, q aggQuery) ([]Group, Source, error) {
 	useRollup := !q.Exact && q.Period.hourAligned()
-	for _, by := range q.By {
+	for i, by := range q.By {
 		d, ok := dimensions[by]
 		if !ok {
 			return nil, Source{}, &ParamError{Param: "by", Msg: fmt.Sprintf("unknown grouping %q (want %s)", by, strings.Join(Dimensions, ", "))}
+		}
+		if contains(q.By[:i], by) {
+			return nil, Source{}, &ParamError{Param: "by", Msg: fmt.Sprintf("grouping %q given twice", by)}
 		}
 		useRollup = useRollup && !d.raw
 	}

@@ -268,20 +268,27 @@ func balanceClients(cat *Catalog, s Scope, f Filter) (map[int64]bool, error) {
 	if len(f.Clients) > 0 {
 		only = map[int64]bool{}
 		for _, ref := range f.Clients {
-			cl, err := cat.Client(ref)
+			cl, err := s.client(cat, ref)
 			if err != nil {
-				return nil, &ParamError{Param: "client", Msg: err.Error()}
+				return nil, err
 			}
-			only[cl.ID] = true
+			if cl != nil {
+				only[cl.ID] = true
+			}
 		}
 	}
 	var resellers []int64
+	if len(f.Resellers) > 0 {
+		resellers = []int64{}
+	}
 	for _, ref := range f.Resellers {
-		r, err := cat.Reseller(ref)
+		r, err := s.reseller(cat, ref)
 		if err != nil {
-			return nil, &ParamError{Param: "reseller", Msg: err.Error()}
+			return nil, err
 		}
-		resellers = append(resellers, cat.Subtree(r.ID)...)
+		if r != nil {
+			resellers = append(resellers, cat.Subtree(r.ID)...)
+		}
 	}
 	for id, c := range cat.Clients {
 		switch {

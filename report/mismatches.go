@@ -79,6 +79,9 @@ func (r *Reports) Mismatches(ctx context.Context, s Scope, q MismatchQuery) (*Mi
 		if !ok {
 			return nil, &ParamError{Param: "by", Msg: fmt.Sprintf("unknown grouping %q (want %s)", b, strings.Join(MismatchDimensions, ", "))}
 		}
+		if contains(q.By[:i], b) {
+			return nil, &ParamError{Param: "by", Msg: fmt.Sprintf("grouping %q given twice", b)}
+		}
 		keys = append(keys, strings.ReplaceAll(e, "{tz}", tz)+fmt.Sprintf(" AS k%d", i))
 		names = append(names, fmt.Sprintf("k%d", i))
 	}

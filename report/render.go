@@ -68,7 +68,14 @@ func (t *Table) Render(w io.Writer, format string) error {
 			header[i] = c.Name
 		}
 		_ = cw.Write(header)
-		_ = cw.WriteAll(t.Rows)
+		row := make([]string, len(t.Columns))
+		for _, r := range t.Rows {
+			for i, cell := range r {
+				row[i] = CSVCell(cell)
+			}
+			_ = cw.Write(row[:len(r)])
+		}
+		cw.Flush()
 		return cw.Error()
 	case "json":
 		return t.renderJSON(w)
@@ -76,6 +83,36 @@ func (t *Table) Render(w io.Writer, format string) error {
 		return t.renderText(w)
 	}
 	return &ParamError{Param: "format", Msg: fmt.Sprintf("%q: want table, csv or json", format)}
+}
+
+// CSVCell defuses a cell that a spreadsheet would run as a formula (OWASP's
+// CSV injection): one that begins with =, +, -, @, a tab or a carriage
+// return is written behind a single quote, unless it is a plain number
+// (-0.33, +12) or a lone "-". Names, code names and ANIs come from
+// operators, resellers and anyone placing a call.
+func CSVCell(s string) string {
+	if len(s) < 2 || !strings.ContainsRune("=+-@\t\r", rune(s[0])) || plainNumber(s) {
+		return s
+	}
+	return "'" + s
+}
+
+// plainNumber reports whether s is a sign, digits and at most one decimal
+// point.
+func plainNumber(s string) bool {
+	digits, point := 0, false
+	for i, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !point:
+			point = true
+		case (c == '-' || c == '+') && i == 0:
+		default:
+			return false
+		}
+	}
+	return digits > 0
 }
 
 func (t *Table) renderJSON(w io.Writer) error {

@@ -46,6 +46,44 @@ type Filter struct {
 	CodeNames []string // orig code names, exactly
 }
 
+// client finds a client named in a filter. Unknown, it is a ParamError
+// for the zero scope; for a token's scope, unknown and outside the scope
+// alike are nil (the filter matches nothing), so that a token cannot learn
+// which names exist beyond its scope.
+func (s Scope) client(cat *Catalog, ref string) (*ClientInfo, error) {
+	cl, err := cat.Client(ref)
+	if s.Client == 0 && s.Resellers == nil {
+		if err != nil {
+			return nil, &ParamError{Param: "client", Msg: err.Error()}
+		}
+		return cl, nil
+	}
+	if err != nil || (s.Client != 0 && cl.ID != s.Client) || (s.Resellers != nil && !containsID(s.Resellers, cl.ResellerID)) {
+		return nil, nil
+	}
+	return cl, nil
+}
+
+// reseller finds a reseller named in a filter, as client does: inside a
+// token's scope are the resellers of a reseller token's subtree and a
+// client token's own reseller.
+func (s Scope) reseller(cat *Catalog, ref string) (*ResellerInfo, error) {
+	r, err := cat.Reseller(ref)
+	if s.Client == 0 && s.Resellers == nil {
+		if err != nil {
+			return nil, &ParamError{Param: "reseller", Msg: err.Error()}
+		}
+		return r, nil
+	}
+	if err != nil || (s.Resellers != nil && !containsID(s.Resellers, r.ID)) {
+		return nil, nil
+	}
+	if cl, ok := cat.Clients[s.Client]; s.Client != 0 && (!ok || cl.ResellerID != r.ID) {
+		return nil, nil
+	}
+	return r, nil
+}
+
 // where turns the scope and the filter into ClickHouse conditions on
 // columns that xdrs and xdrs_rollup share.
 func where(cat *Catalog, s Scope, f Filter) ([]string, error) {
@@ -59,11 +97,21 @@ func where(cat *Catalog, s Scope, f Filter) ([]string, error) {
 	clientIDs := func(param string, refs []string) ([]int64, error) {
 		var ids []int64
 		for _, ref := range refs {
-			cl, err := cat.Client(ref)
-			if err != nil {
-				return nil, &ParamError{Param: param, Msg: err.Error()}
+			if param == "vendor" { // vendors are named in the scope's own rows
+				cl, err := cat.Client(ref)
+				if err != nil {
+					return nil, &ParamError{Param: param, Msg: err.Error()}
+				}
+				ids = append(ids, cl.ID)
+				continue
 			}
-			ids = append(ids, cl.ID)
+			cl, err := s.client(cat, ref)
+			if err != nil {
+				return nil, err
+			}
+			if cl != nil {
+				ids = append(ids, cl.ID)
+			}
 		}
 		return ids, nil
 	}
@@ -84,11 +132,13 @@ func where(cat *Catalog, s Scope, f Filter) ([]string, error) {
 	if len(f.Resellers) > 0 {
 		var ids []int64
 		for _, ref := range f.Resellers {
-			r, err := cat.Reseller(ref)
+			r, err := s.reseller(cat, ref)
 			if err != nil {
-				return nil, &ParamError{Param: "reseller", Msg: err.Error()}
+				return nil, err
 			}
-			ids = append(ids, cat.Subtree(r.ID)...)
+			if r != nil {
+				ids = append(ids, cat.Subtree(r.ID)...)
+			}
 		}
 		conds = append(conds, "reseller_id IN "+idList(ids))
 	}

@@ -142,8 +142,8 @@ func (r *Reports) WriteCalls(ctx context.Context, w io.Writer, q StatementQuery)
 		if err := rows.Scan(&id, &sw, &event, &setup, &durMs, &dst, &ani, &code, &name, &rate, &billed, &cost, &cur); err != nil {
 			return fmt.Errorf("calls scan: %w", err)
 		}
-		if err := cw.Write([]string{id, sw, event.In(q.Period.Loc).Format(time.RFC3339), setup.In(q.Period.Loc).Format(time.RFC3339),
-			decimal.New(int64(durMs), -3).StringFixed(3), Mask(dst, hidden), Mask(ani, hidden), code, name,
+		if err := cw.Write([]string{CSVCell(id), CSVCell(sw), event.In(q.Period.Loc).Format(time.RFC3339), setup.In(q.Period.Loc).Format(time.RFC3339),
+			decimal.New(int64(durMs), -3).StringFixed(3), CSVCell(Mask(dst, hidden)), CSVCell(Mask(ani, hidden)), code, CSVCell(name),
 			rate.String(), strconv.FormatUint(uint64(billed), 10), cost.StringFixed(6), cur}); err != nil {
 			return err
 		}

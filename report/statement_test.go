@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -91,5 +92,40 @@ func TestWriteCallsMasks(t *testing.T) {
 		if strings.Contains(b.String(), "447700900123") {
 			t.Errorf("a whole number in the attachment")
 		}
+	}
+}
+
+// TestWriteCallsDefusesFormulas: an ANI is whatever the caller's switch
+// sends; one that a spreadsheet would run as a formula reaches the xDR
+// attachment behind a quote.
+func TestWriteCallsDefusesFormulas(t *testing.T) {
+	f := newFixture(t)
+	line := []byte(`{"id":"=f01","switch":"sw1","setup_time":"2024-03-05T10:00:00Z","connect_time":"2024-03-05T10:00:05Z",` +
+		`"disconnect_time":"2024-03-05T10:01:05Z","src_ip":"192.0.2.1","dst":"447700900123","ani":"=cmd|' /C calc'!A0"}`)
+	f.commit(f.rate([][]byte{line}, time.Date(2024, 3, 5, 11, 0, 0, 0, time.UTC)))
+	var b bytes.Buffer
+	if err := f.reports.WriteCalls(context.Background(), &b, report.StatementQuery{Client: 1, Period: period(t, "2024-03-01", "2024-04-01", "UTC")}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range recs[1:] {
+		if strings.HasPrefix(r[0], "'=f01") {
+			found = true
+			if !strings.HasPrefix(r[6], "'=cmd") {
+				t.Errorf("ani %q of a formula", r[6])
+			}
+		}
+		for _, c := range r {
+			if c != "" && strings.ContainsRune("=+@", rune(c[0])) {
+				t.Errorf("cell %q begins a formula", c)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("the call =f01 is not in the attachment: %v", recs)
 	}
 }

@@ -63,6 +63,9 @@ func (r *Reports) Summary(ctx context.Context, s Scope, q SummaryQuery) (*Summar
 	if err != nil {
 		return nil, err
 	}
+	if s.Client != 0 {
+		groups = withoutVendor(groups)
+	}
 	sum := &Summary{Query: q, Count: len(groups), Source: src, scope: s, cat: cat}
 	sum.Totals = currencyTotals(groups)
 	sum.Groups = groups
@@ -91,6 +94,19 @@ func (r *Reports) Summary(ctx context.Context, s Scope, q SummaryQuery) (*Summar
 		sum.Groups = sum.Groups[:q.Limit]
 	}
 	return sum, nil
+}
+
+// withoutVendor merges groups that differ only by the vendor's currency
+// and drops the vendor side: a client's summary shows neither, and two
+// rows of one group and currency would be rows it cannot tell apart.
+func withoutVendor(groups []Group) []Group {
+	m := map[string]*Group{}
+	for _, g := range groups {
+		g.TermCurrency = ""
+		g.TermCalls, g.TermBilled, g.Cost = 0, 0, decimal.Decimal{}
+		mergeGroup(m, g)
+	}
+	return sortedGroups(m)
 }
 
 // currencyTotals adds up groups per currency pair, sorted by currency.
