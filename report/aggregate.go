@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,6 +108,10 @@ type Group struct {
 	OrigCurrency string
 	TermCurrency string
 	Figures
+	// Withheld: some of the group's calls were carried by vendors outside
+	// the caller's scope, whose side is not shown (see withheldVendors):
+	// its cost is its own vendors' alone, so it has no profit nor margin.
+	Withheld bool
 }
 
 // aggQuery is one aggregation over the rated calls of a period.
@@ -196,6 +201,7 @@ func mergeGroup(m map[string]*Group, g Group) {
 	k := groupKey(&g)
 	if have, ok := m[k]; ok {
 		have.Add(g.Figures)
+		have.Withheld = have.Withheld || g.Withheld
 		return
 	}
 	m[k] = &g
@@ -373,4 +379,54 @@ func maxTime2(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// OutsideScope is the term_client key of the calls a reseller's customers
+// made through vendors outside its subtree (the operator's, a sibling's):
+// nobody sees upward or sideways (DOMAIN.md), so neither their names nor
+// their costs are shown.
+const OutsideScope = "outside"
+
+// withVendorKey returns by with term_client added when s is a reseller's
+// scope and by lacks it, and the index of term_client in what it returns
+// (-1 for other scopes): the vendor of every group must be known to
+// withhold the side of the vendors outside the scope.
+func withVendorKey(s Scope, by []string) ([]string, int) {
+	if s.Resellers == nil {
+		return by, -1
+	}
+	for i, b := range by {
+		if b == "term_client" {
+			return by, i
+		}
+	}
+	return append(slices.Clone(by), "term_client"), len(by)
+}
+
+// withheldVendors hides, in a reseller's scope, the vendor side of the
+// calls carried by vendors outside its subtree: their term_client key
+// becomes OutsideScope, their cost, term calls and term currency go, and
+// their group is marked Withheld. The key at idx is dropped again when
+// the caller did not group by it (want is the grouping asked for).
+func withheldVendors(cat *Catalog, s Scope, want []string, idx int, groups []Group) []Group {
+	if idx < 0 {
+		return groups
+	}
+	drop := len(want) == idx
+	m := map[string]*Group{}
+	for _, g := range groups {
+		g.Keys = slices.Clone(g.Keys)
+		id, _ := strconv.ParseInt(g.Keys[idx], 10, 64)
+		if cl, ok := cat.Clients[id]; id != 0 && (!ok || !containsID(s.Resellers, cl.ResellerID)) {
+			g.Keys[idx] = OutsideScope
+			g.TermCurrency = ""
+			g.TermCalls, g.TermBilled, g.Cost = 0, 0, decimal.Decimal{}
+			g.Withheld = true
+		}
+		if drop {
+			g.Keys = g.Keys[:idx]
+		}
+		mergeGroup(m, g)
+	}
+	return sortedGroups(m)
 }

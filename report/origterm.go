@@ -24,6 +24,7 @@ type OrigTerm struct {
 	Totals []Group
 	Source Source
 	cat    *Catalog
+	scope  Scope
 }
 
 // OrigTerm runs the orig-term report in scope; a client's scope may not
@@ -46,11 +47,14 @@ func (r *Reports) OrigTerm(ctx context.Context, s Scope, q OrigTermQuery) (*Orig
 	if err != nil {
 		return nil, err
 	}
-	groups, src, err := r.aggregate(ctx, aggQuery{Period: q.Period, By: []string{"orig_client", "term_client", "code_name"}, Conds: conds, Exact: q.Exact})
+	by := []string{"orig_client", "term_client", "code_name"}
+	groups, src, err := r.aggregate(ctx, aggQuery{Period: q.Period, By: by, Conds: conds, Exact: q.Exact})
 	if err != nil {
 		return nil, err
 	}
-	ot := &OrigTerm{Query: q, Count: len(groups), Totals: currencyTotals(groups), Source: src, cat: cat}
+	_, vendor := withVendorKey(s, by)
+	groups = withheldVendors(cat, s, by, vendor, groups)
+	ot := &OrigTerm{Query: q, Count: len(groups), Totals: currencyTotals(groups), Source: src, cat: cat, scope: s}
 	sortByRevenue(groups)
 	if q.Limit > 0 && len(groups) > q.Limit {
 		groups = groups[:q.Limit]
@@ -87,16 +91,19 @@ func (o *OrigTerm) Table() *Table {
 		Columns:      origTermColumns,
 		CurrencyKeys: []string{"orig_currency", "term_currency"},
 	}
+	if o.scope.Resellers != nil {
+		t.Note += " Calls carried by vendors outside your scope show no vendor, cost, profit or margin."
+	}
 	if o.Query.Limit > 0 && o.Count > len(o.Groups) {
 		t.Note += fmt.Sprintf(" The first %d of %d rows by revenue; totals over all of them.", len(o.Groups), o.Count)
 	}
 	row := func(g Group, total bool) []string {
 		r := []string{"", "", ""}
 		if !total {
-			r = []string{o.cat.ClientName(atoi(g.Keys[0])), o.cat.ClientName(atoi(g.Keys[1])), g.Keys[2]}
+			r = []string{o.cat.ClientName(atoi(g.Keys[0])), keyName(o.cat, "term_client", g.Keys[1]), g.Keys[2]}
 		}
 		profit, margin := "", ""
-		if g.TermCurrency == "" || g.TermCurrency == g.OrigCurrency {
+		if !g.Withheld && (g.TermCurrency == "" || g.TermCurrency == g.OrigCurrency) {
 			profit = fixed(g.Profit(), 6)
 			if m, ok := g.Margin(); ok {
 				margin = fixed(m, 2)

@@ -97,7 +97,7 @@ func where(cat *Catalog, s Scope, f Filter) ([]string, error) {
 	clientIDs := func(param string, refs []string) ([]int64, error) {
 		var ids []int64
 		for _, ref := range refs {
-			if param == "vendor" { // vendors are named in the scope's own rows
+			if param == "vendor" && s.Resellers == nil && s.Client == 0 {
 				cl, err := cat.Client(ref)
 				if err != nil {
 					return nil, &ParamError{Param: param, Msg: err.Error()}
@@ -120,14 +120,14 @@ func where(cat *Catalog, s Scope, f Filter) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		conds = append(conds, "orig_client_id IN "+idList(ids))
+		conds = append(conds, inIDs("orig_client_id", ids))
 	}
 	if len(f.Vendors) > 0 {
 		ids, err := clientIDs("vendor", f.Vendors)
 		if err != nil {
 			return nil, err
 		}
-		conds = append(conds, "term_client_id IN "+idList(ids))
+		conds = append(conds, inIDs("term_client_id", ids))
 	}
 	if len(f.Resellers) > 0 {
 		var ids []int64
@@ -140,7 +140,7 @@ func where(cat *Catalog, s Scope, f Filter) ([]string, error) {
 				ids = append(ids, cat.Subtree(r.ID)...)
 			}
 		}
-		conds = append(conds, "reseller_id IN "+idList(ids))
+		conds = append(conds, inIDs("reseller_id", ids))
 	}
 	if len(f.Tags) > 0 {
 		var ids []int64
@@ -152,7 +152,7 @@ func where(cat *Catalog, s Scope, f Filter) ([]string, error) {
 				}
 			}
 		}
-		conds = append(conds, "orig_client_id IN "+idList(ids))
+		conds = append(conds, inIDs("orig_client_id", ids))
 	}
 	if len(f.CodeNames) > 0 {
 		q := make([]string, len(f.CodeNames))
@@ -162,6 +162,16 @@ func where(cat *Catalog, s Scope, f Filter) ([]string, error) {
 		conds = append(conds, "orig_code_name IN ("+strings.Join(q, ", ")+")")
 	}
 	return conds, nil
+}
+
+// inIDs is the condition col IN ids, false for no ids: a filter that names
+// nothing (unknown, outside the scope, a tag nobody has) matches no call,
+// not the calls matched to no client or vendor (id 0).
+func inIDs(col string, ids []int64) string {
+	if len(ids) == 0 {
+		return "1 = 0"
+	}
+	return col + " IN " + idList(ids)
 }
 
 // idList is a ClickHouse tuple of ids; (0) for none, which matches no

@@ -3,10 +3,16 @@ package report_test
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/tarifa/tarifa/report"
 )
+
+func atoi(s string) int64 { n, _ := strconv.ParseInt(s, 10, 64); return n }
 
 // TestClientSummaryOneRowPerGroup: a client's summary shows no vendor side,
 // so calls that went to vendors of two currencies (Beta's: Vendor EU and
@@ -129,5 +135,103 @@ func TestScopeHidesNamesBeyondIt(t *testing.T) {
 	}
 	if _, err := f.reports.Summary(ctx, report.Scope{}, report.SummaryQuery{Period: march, By: []string{"day", "day"}}); err == nil {
 		t.Error("a summary by day twice (two JSON fields of one name) was not refused")
+	}
+}
+
+// TestResellerSeesNoVendorBeyondItsScope: Acme's customers' calls carried
+// by Vendor EU (Euro Reseller's) show, in Acme's summary and orig-term
+// report, no vendor name, no cost, no profit and no margin — nobody sees
+// sideways or upward — while its own Vendor US shows as the operator sees
+// it; revenue and calls are the operator's figures either way. Naming the
+// other reseller's vendor in a filter finds nothing.
+func TestResellerSeesNoVendorBeyondItsScope(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cat, err := report.LoadCatalog(ctx, f.db.PG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme, err := cat.Reseller("Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := report.Scope{Resellers: cat.Subtree(acme.ID)}
+	march := period(t, "2024-03-01", "2024-04-01", "UTC")
+	all := report.Filter{Resellers: []string{"Acme"}}
+	for _, by := range [][]string{{"term_client"}, {"orig_client"}, {"day", "term_client"}} {
+		op, err := f.reports.Summary(ctx, report.Scope{}, report.SummaryQuery{Period: march, By: by, Filter: all})
+		if err != nil {
+			t.Fatal(err)
+		}
+		own, err := f.reports.Summary(ctx, scope, report.SummaryQuery{Period: march, By: by})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opRevenue, ownRevenue, opUSCost, ownCost decimal.Decimal
+		sawEU := false
+		for _, g := range op.Groups {
+			opRevenue = opRevenue.Add(g.Revenue)
+			for i, b := range by {
+				if b == "term_client" && cat.ClientName(atoi(g.Keys[i])) == "Vendor EU" {
+					sawEU = true
+				}
+				if b == "term_client" && cat.ClientName(atoi(g.Keys[i])) == "Vendor US" {
+					opUSCost = opUSCost.Add(g.Cost)
+				}
+			}
+		}
+		if by[len(by)-1] == "term_client" && !sawEU {
+			t.Fatalf("the fixture has no call of Acme's customers carried by Vendor EU (by %v)", by)
+		}
+		tab := own.Table()
+		for _, row := range tab.Rows {
+			line := strings.Join(row, ",")
+			if strings.Contains(line, "Vendor EU") || strings.Contains(line, "EUR") && !strings.Contains(line, "USD") {
+				t.Errorf("Acme's summary by %v shows Euro Reseller's vendor: %s", by, line)
+			}
+		}
+		for _, g := range own.Groups {
+			ownRevenue = ownRevenue.Add(g.Revenue)
+			ownCost = ownCost.Add(g.Cost)
+			if g.Withheld && g.TermCalls != 0 {
+				t.Errorf("a withheld group keeps its term calls: %+v", g)
+			}
+		}
+		if !ownRevenue.Equal(opRevenue) {
+			t.Errorf("by %v: Acme's revenue %s, the operator's for Acme %s", by, ownRevenue, opRevenue)
+		}
+		if by[0] == "term_client" && !ownCost.Equal(opUSCost) {
+			t.Errorf("by %v: Acme's cost %s, want Vendor US's alone %s", by, ownCost, opUSCost)
+		}
+		for i, c := range tab.Columns {
+			if c.Name != "profit" && c.Name != "margin_pct" {
+				continue
+			}
+			for k, g := range own.Groups {
+				if g.Withheld && tab.Rows[k][i] != "" {
+					t.Errorf("by %v: a row with a withheld vendor shows %s %q: %q", by, c.Name, tab.Rows[k][i], tab.Rows[k])
+				}
+			}
+		}
+	}
+	ot, err := f.reports.OrigTerm(ctx, scope, report.OrigTermQuery{Period: march})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := 0
+	for _, row := range ot.Table().Rows {
+		if strings.Contains(strings.Join(row, ","), "Vendor EU") {
+			t.Errorf("Acme's orig-term report shows Euro Reseller's vendor: %q", row)
+		}
+		if row[1] == "(outside your scope)" {
+			outside++
+		}
+	}
+	if outside == 0 {
+		t.Errorf("Acme's orig-term report has no row for the calls of vendors outside its scope: %q", ot.Table().Rows)
+	}
+	s, err := f.reports.Summary(ctx, scope, report.SummaryQuery{Period: march, Filter: report.Filter{Vendors: []string{"Vendor EU"}}})
+	if err != nil || len(s.Groups) != 0 {
+		t.Errorf("Acme filtering on Euro Reseller's vendor: %v rows, %v", len(s.Groups), err)
 	}
 }

@@ -59,10 +59,12 @@ func (r *Reports) Summary(ctx context.Context, s Scope, q SummaryQuery) (*Summar
 	if err != nil {
 		return nil, err
 	}
-	groups, src, err := r.aggregate(ctx, aggQuery{Period: q.Period, By: q.By, Conds: conds, Exact: q.Exact})
+	by, vendor := withVendorKey(s, q.By)
+	groups, src, err := r.aggregate(ctx, aggQuery{Period: q.Period, By: by, Conds: conds, Exact: q.Exact})
 	if err != nil {
 		return nil, err
 	}
+	groups = withheldVendors(cat, s, q.By, vendor, groups)
 	if s.Client != 0 {
 		groups = withoutVendor(groups)
 	}
@@ -147,6 +149,9 @@ func (s *Summary) Table() *Table {
 		Columns:      summaryColumns(s.Query.By, s.scope),
 		CurrencyKeys: []string{"orig_currency", "term_currency"},
 	}
+	if s.scope.Resellers != nil {
+		t.Note += " Calls carried by vendors outside your scope show no vendor, cost, profit or margin."
+	}
 	if s.scope.Client != 0 {
 		t.CurrencyKeys = []string{"orig_currency"}
 		t.Note = "Your rated calls; calls that could not be rated are in the mismatches report. " + s.Source.String() + "."
@@ -187,7 +192,7 @@ func (s *Summary) row(g Group, total bool) []string {
 		fixed(f.ASR(), 2), fixed(f.ACD(), 1), fixed(f.Minutes(), 2), fixed(f.Revenue, 6))
 	if !client {
 		profit, margin := "", ""
-		if g.TermCurrency == "" || g.TermCurrency == g.OrigCurrency {
+		if !g.Withheld && (g.TermCurrency == "" || g.TermCurrency == g.OrigCurrency) {
 			profit = fixed(f.Profit(), 6)
 			if m, ok := f.Margin(); ok {
 				margin = fixed(m, 2)
@@ -204,7 +209,12 @@ func keyName(cat *Catalog, dim, key string) string {
 	switch dim {
 	case "reseller":
 		return cat.ResellerName(id)
-	case "orig_client", "term_client":
+	case "term_client":
+		if key == OutsideScope {
+			return "(outside your scope)"
+		}
+		return cat.ClientName(id)
+	case "orig_client":
 		return cat.ClientName(id)
 	case "account":
 		return cat.AccountLabel(id)
