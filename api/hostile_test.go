@@ -62,6 +62,10 @@ func TestHostileInput(t *testing.T) {
 	f("GET", "/v1/audit?entity=client%00", "", 400, `{"error":"must be valid UTF-8 text without NUL bytes","field":"entity"}`)
 	f("GET", path("/v1/rate-tables/{id}/rates?code=44%00", rt), "", 400, `{"error":"must be valid UTF-8 text without NUL bytes","field":"code"}`)
 	f("GET", "/v1/rate-tables?currency=%C0", "", 400, `{"error":"must be valid UTF-8 text without NUL bytes","field":"currency"}`)
+	// a query parameter given twice: the first no longer silently wins
+	f("POST", path("/v1/rate-tables/{id}/rates?mode=merge&mode=replace", rt), "code,rate\n44,0.1\n", 400, `{"error":"given twice","field":"mode"}`)
+	f("POST", path("/v1/rate-tables/{id}/rates?dry_run=true&dry_run=false", rt), "code,rate\n44,0.1\n", 400, `{"error":"given twice","field":"dry_run"}`)
+	f("GET", "/v1/clients?limit=1&limit=1000", "", 400, `{"error":"given twice","field":"limit"}`)
 	// caps on free text and bodies
 	f("POST", "/v1/transactions", txn(`, "notes": "`+strings.Repeat("n", 4097)+`"`), 422, `{"error":"longer than 4096 bytes","field":"notes"}`)
 	f("POST", "/v1/transactions", txn(`, "ref": "`+strings.Repeat("r", 201)+`"`), 422, `{"error":"longer than 200 bytes","field":"ref"}`)
