@@ -333,7 +333,7 @@ func TestApplyErrors(t *testing.T) {
 	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
 		`catalog.yaml: rate_tables[0] "a": parent: a rate table cannot be its own parent`)
 	f("rate_tables: [{name: a, currency: EUR, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv}]\n",
-		`catalog.yaml: rate_tables[0] "a": parent: rate table 1 "b" is in USD, not EUR`)
+		`catalog.yaml: rate_tables[0] "a": parent: rate table "b" is in USD, not EUR`)
 	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
 		`catalog.yaml: rate_tables[0] "a": parent: rate tables form a cycle: "a" → "b" → "a"`)
 	f(head+"payments: [{client: Customer A, amount: \"-5\", ref: w1}]\n",

@@ -390,6 +390,8 @@ func (f *File) check(v *validator) {
 		}
 	}
 
+	f.checkCurrencies(v)
+
 	refs := map[string]bool{}
 	for i := range f.Payments {
 		p := &f.Payments[i]
@@ -407,6 +409,48 @@ func (f *File) check(v *validator) {
 			for _, pr := range problems {
 				v.field(e, pr)
 			}
+		}
+	}
+}
+
+// checkCurrencies refuses what Apply would refuse of a rate table used in
+// another currency than its user's — a parent table, a reseller, a client
+// (in its reseller's currency when it names none) or an account — when
+// both are defined in the file; a table or reseller only the database
+// holds is left to Apply.
+func (f *File) checkCurrencies(v *validator) {
+	tables := map[string]string{}
+	for _, t := range f.RateTables {
+		tables[t.Name] = t.Currency
+	}
+	ref := func(e, field, table, currency string) {
+		if cur, ok := tables[table]; ok && table != "" && currency != "" && cur != "" && cur != currency {
+			v.add(e, field, "rate table %q is in %s, not %s", table, cur, currency)
+		}
+	}
+	for i, t := range f.RateTables {
+		ref(entry("rate_tables", i, t.Name), "parent", t.Parent, t.Currency)
+	}
+	resellers := map[string]string{}
+	for i, r := range f.Resellers {
+		resellers[r.Name] = r.Currency
+		e := entry("resellers", i, r.Name)
+		ref(e, "orig_rate_table", r.OrigRateTable, r.Currency)
+		ref(e, "term_rate_table", r.TermRateTable, r.Currency)
+	}
+	for i := range f.Clients {
+		c := &f.Clients[i]
+		currency := c.Currency
+		if currency == "" {
+			currency = resellers[or(c.Reseller, f.defaultReseller())]
+		}
+		e := entry("clients", i, c.Name)
+		ref(e, "orig_rate_table", c.OrigRateTable, currency)
+		ref(e, "term_rate_table", c.TermRateTable, currency)
+		for j, a := range c.Accounts {
+			ae := fmt.Sprintf("%s: accounts[%d]", e, j)
+			ref(ae, "orig_rate_table", a.OrigRateTable, currency)
+			ref(ae, "term_rate_table", a.TermRateTable, currency)
 		}
 	}
 }
