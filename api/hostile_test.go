@@ -84,6 +84,11 @@ func TestHostileInput(t *testing.T) {
 	f("PATCH", clientPath, `{"vendor_credit_limit": "-1"}`, 422, `{"error":"may not be negative, got -1","field":"vendor_credit_limit"}`)
 	f("PATCH", clientPath, `{"low_balance_threshold": "1e15"}`, 400, `{"error":"\"1e15\" is not a plain decimal such as \"12.50\"","field":"low_balance_threshold"}`)
 	f("PATCH", path("/v1/resellers/{id}", r), `{"credit_limit": "1000000000001"}`, 422, `{"error":"at most 1000000000000 in either sign, got 1000000000001","field":"credit_limit"}`)
+	// transaction times: the range reports and invoices can hold
+	f("POST", "/v1/transactions", txn(`, "at": "0001-01-01T00:00:00Z"`), 422,
+		`{"error":"must lie in 1970-01-01 .. 2105-12-31, got 0001-01-01T00:00:00Z","field":"at"}`)
+	f("POST", "/v1/transactions", txn(`, "at": "9999-12-31"`), 422,
+		`{"error":"must lie in 1970-01-01 .. 2105-12-31, got 9999-12-31","field":"at"}`)
 	// the largest amounts move balances exactly
 	e.must(201, e.admin, "POST", "/v1/transactions", map[string]any{"client_id": c, "kind": "payment", "amount": "1000000000000"})
 	e.must(201, e.admin, "POST", "/v1/transactions", map[string]any{"client_id": c, "kind": "adjustment", "amount": "-0.000001"})
