@@ -391,6 +391,7 @@ func (f *File) check(v *validator) {
 	}
 
 	f.checkCurrencies(v)
+	f.checkArchivedOwners(v)
 
 	refs := map[string]bool{}
 	for i := range f.Payments {
@@ -451,6 +452,27 @@ func (f *File) checkCurrencies(v *validator) {
 			ae := fmt.Sprintf("%s: accounts[%d]", e, j)
 			ref(ae, "orig_rate_table", a.OrigRateTable, currency)
 			ref(ae, "term_rate_table", a.TermRateTable, currency)
+		}
+	}
+}
+
+// checkArchivedOwners refuses what Apply always refuses: a reseller or
+// client that is not deleted below a reseller the file archives (status
+// deleted). A deleted one below it is left to Apply: it stands when the
+// database already holds it so.
+func (f *File) checkArchivedOwners(v *validator) {
+	archived := map[string]bool{}
+	for _, r := range f.Resellers {
+		archived[r.Name] = r.Status == string(ResellerDeleted)
+	}
+	for i, r := range f.Resellers {
+		if r.Status != string(ResellerDeleted) && r.Parent != "" && archived[r.Parent] {
+			v.add(entry("resellers", i, r.Name), "parent", "reseller %q is archived", r.Parent)
+		}
+	}
+	for i, c := range f.Clients {
+		if owner := or(c.Reseller, f.defaultReseller()); c.Status != string(ClientDeleted) && archived[owner] {
+			v.add(entry("clients", i, c.Name), "reseller", "reseller %q is archived", owner)
 		}
 	}
 }

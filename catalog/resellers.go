@@ -186,7 +186,7 @@ func (w *Writer) checkResellerRef(ctx context.Context, field string, id int64) e
 		return fmt.Errorf("read reseller %d: %w", id, err)
 	}
 	if status != string(ResellerActive) {
-		return invalid(field, "reseller %d %q is archived", id, w.name(ctx, "resellers", id))
+		return invalid(field, "reseller %q is archived", w.name(ctx, "resellers", id))
 	}
 	return nil
 }
