@@ -62,6 +62,10 @@ func TestHostileInput(t *testing.T) {
 	f("GET", "/v1/audit?entity=client%00", "", 400, `{"error":"must be valid UTF-8 text without NUL bytes","field":"entity"}`)
 	f("GET", path("/v1/rate-tables/{id}/rates?code=44%00", rt), "", 400, `{"error":"must be valid UTF-8 text without NUL bytes","field":"code"}`)
 	f("GET", "/v1/rate-tables?currency=%C0", "", 400, `{"error":"must be valid UTF-8 text without NUL bytes","field":"currency"}`)
+	// a second account on the same ident answers which, once
+	e.create(path("/v1/clients/{id}/accounts", c), map[string]any{"kind": "ip", "ident": "192.0.2.40"})
+	f("POST", path("/v1/clients/{id}/accounts", c), `{"kind": "ip", "ident": "192.0.2.40"}`, 409,
+		`{"error":"already exists: (kind, ident, tech_prefix)=(ip, 192.0.2.40, )","field":"ident"}`)
 	// a query parameter given twice: the first no longer silently wins
 	f("POST", path("/v1/rate-tables/{id}/rates?mode=merge&mode=replace", rt), "code,rate\n44,0.1\n", 400, `{"error":"given twice","field":"mode"}`)
 	f("POST", path("/v1/rate-tables/{id}/rates?dry_run=true&dry_run=false", rt), "code,rate\n44,0.1\n", 400, `{"error":"given twice","field":"dry_run"}`)
