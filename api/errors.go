@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -229,13 +230,23 @@ func hasNUL(raw json.RawMessage) bool {
 	return walk(v)
 }
 
+// reportLists are the query parameters of /v1/reports that may be
+// repeated (each a list; see list).
+var reportLists = []string{"by", "client", "vendor", "reseller", "tag", "code_name"}
+
 // checkQuery refuses query parameters PostgreSQL could not compare with
 // text (NUL, invalid UTF-8), naming the parameter: they would otherwise
-// fail deep in a statement.
+// fail deep in a statement. A parameter given twice is refused too, as a
+// body field is (?mode=merge&mode=replace, ?dry_run=true&dry_run=false
+// would otherwise mean the first), except the lists of the reports.
 func checkQuery(r *http.Request) error {
+	lists := strings.HasPrefix(r.URL.Path, "/v1/reports/")
 	for name, vals := range r.URL.Query() {
 		if !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
 			return badRequest("", "a query parameter name is not valid UTF-8 text")
+		}
+		if len(vals) > 1 && !(lists && slices.Contains(reportLists, name)) {
+			return badRequest(name, "given twice")
 		}
 		for _, v := range vals {
 			if msg := catalog.CheckText(v, catalog.MaxText); msg != "" {

@@ -62,6 +62,14 @@ func TestHostileInput(t *testing.T) {
 	f("GET", "/v1/audit?entity=client%00", "", 400, `{"error":"must be valid UTF-8 text without NUL bytes","field":"entity"}`)
 	f("GET", path("/v1/rate-tables/{id}/rates?code=44%00", rt), "", 400, `{"error":"must be valid UTF-8 text without NUL bytes","field":"code"}`)
 	f("GET", "/v1/rate-tables?currency=%C0", "", 400, `{"error":"must be valid UTF-8 text without NUL bytes","field":"currency"}`)
+	// a second account on the same ident answers which, once
+	e.create(path("/v1/clients/{id}/accounts", c), map[string]any{"kind": "ip", "ident": "192.0.2.40"})
+	f("POST", path("/v1/clients/{id}/accounts", c), `{"kind": "ip", "ident": "192.0.2.40"}`, 409,
+		`{"error":"already exists: (kind, ident, tech_prefix)=(ip, 192.0.2.40, )","field":"ident"}`)
+	// a query parameter given twice: the first no longer silently wins
+	f("POST", path("/v1/rate-tables/{id}/rates?mode=merge&mode=replace", rt), "code,rate\n44,0.1\n", 400, `{"error":"given twice","field":"mode"}`)
+	f("POST", path("/v1/rate-tables/{id}/rates?dry_run=true&dry_run=false", rt), "code,rate\n44,0.1\n", 400, `{"error":"given twice","field":"dry_run"}`)
+	f("GET", "/v1/clients?limit=1&limit=1000", "", 400, `{"error":"given twice","field":"limit"}`)
 	// caps on free text and bodies
 	f("POST", "/v1/transactions", txn(`, "notes": "`+strings.Repeat("n", 4097)+`"`), 422, `{"error":"longer than 4096 bytes","field":"notes"}`)
 	f("POST", "/v1/transactions", txn(`, "ref": "`+strings.Repeat("r", 201)+`"`), 422, `{"error":"longer than 200 bytes","field":"ref"}`)
@@ -80,6 +88,11 @@ func TestHostileInput(t *testing.T) {
 	f("PATCH", clientPath, `{"vendor_credit_limit": "-1"}`, 422, `{"error":"may not be negative, got -1","field":"vendor_credit_limit"}`)
 	f("PATCH", clientPath, `{"low_balance_threshold": "1e15"}`, 400, `{"error":"\"1e15\" is not a plain decimal such as \"12.50\"","field":"low_balance_threshold"}`)
 	f("PATCH", path("/v1/resellers/{id}", r), `{"credit_limit": "1000000000001"}`, 422, `{"error":"at most 1000000000000 in either sign, got 1000000000001","field":"credit_limit"}`)
+	// transaction times: the range reports and invoices can hold
+	f("POST", "/v1/transactions", txn(`, "at": "0001-01-01T00:00:00Z"`), 422,
+		`{"error":"must lie in 1970-01-01 .. 2105-12-31, got 0001-01-01T00:00:00Z","field":"at"}`)
+	f("POST", "/v1/transactions", txn(`, "at": "9999-12-31"`), 422,
+		`{"error":"must lie in 1970-01-01 .. 2105-12-31, got 9999-12-31","field":"at"}`)
 	// the largest amounts move balances exactly
 	e.must(201, e.admin, "POST", "/v1/transactions", map[string]any{"client_id": c, "kind": "payment", "amount": "1000000000000"})
 	e.must(201, e.admin, "POST", "/v1/transactions", map[string]any{"client_id": c, "kind": "adjustment", "amount": "-0.000001"})

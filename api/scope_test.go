@@ -306,6 +306,20 @@ func TestResellerSeesOnlyItsSubtree(t *testing.T) {
 	if a["allowed"] != true {
 		t.Errorf("own account refused: %v", a)
 	}
+	// a reseller cannot take another tree's traffic: 192.0.2.2 + tech
+	// prefix 44 would match the foreign client's calls to 44…
+	foreignIP := map[string]any{"kind": "ip", "ident": "192.0.2.2", "tech_prefix": "44"}
+	if m := e.must(409, tok, "POST", path("/v1/clients/{id}/accounts", c1), foreignIP); m["error"] != "ip 192.0.2.2 is an account of a client outside this reseller's tree: only the operator can share it" || m["field"] != "ident" {
+		t.Errorf("account on a foreign client's IP: %v", m)
+	}
+	own := e.create(path("/v1/clients/{id}/accounts", c1), map[string]any{"kind": "ip", "ident": "192.0.2.1", "tech_prefix": "44"})
+	e.must(409, tok, "PATCH", path("/v1/accounts/{id}", own), map[string]any{"ident": "192.0.2.2"})
+	e.must(201, tok, "POST", path("/v1/clients/{id}/accounts", c1), map[string]any{"kind": "ip", "ident": "192.0.2.1", "tech_prefix": "45"})
+	a = e.must(200, tok, "POST", "/v1/authorize", map[string]any{"src_ip": "192.0.2.2", "dst": "4412"})
+	if a["reason"] != "unknown_account" {
+		t.Errorf("foreign account authorized after the attempts: %v", a)
+	}
+	e.must(201, e.admin, "POST", path("/v1/clients/{id}/accounts", c1), foreignIP) // the operator sees both
 	for _, it := range items(t, e.must(200, tok, "GET", "/v1/audit?limit=1000", nil)) {
 		if it["entity"] == "rate table" || fmt.Sprint(it["reseller_id"]) == jsonInt(r2) || it["entity_id"] == jsonInt(c2) {
 			t.Errorf("reseller reads a foreign audit row: %v", it)

@@ -82,6 +82,9 @@ func checkAccount(ctx context.Context, w *Writer, old Row, in Input) error {
 	if err := w.tx.QueryRow(ctx, "SELECT currency::text, status FROM clients WHERE id = $1", clientID).Scan(&currency, &status); err != nil {
 		return fmt.Errorf("read client %d: %w", clientID, err)
 	}
+	if err := w.checkIdentShared(ctx, old, in); err != nil {
+		return err
+	}
 	if status == string(ClientDeleted) {
 		for _, side := range []string{"orig", "term"} {
 			v, given := in[side]
@@ -99,6 +102,35 @@ func checkAccount(ctx context.Context, w *Writer, old Row, in Input) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkIdentShared refuses a reseller an account whose kind and ident
+// another account outside its subtree already has, whatever the tech
+// prefixes: CDRs are matched on IP and the longest tech prefix, so a
+// sub-reseller's "203.0.113.10 + 44" would take the UK calls of its
+// parent's client on 203.0.113.10 — billing them to its own client and
+// showing it their numbers. Only the operator, who sees both, may share an
+// ident between trees.
+func (w *Writer) checkIdentShared(ctx context.Context, old Row, in Input) error {
+	_, newIdent := in["ident"]
+	if w.actor.IsOperator() || (old != nil && !newIdent) {
+		return nil
+	}
+	kind, ident := strValue(value(old, in, "kind")), strValue(value(old, in, "ident"))
+	var subtree []int64
+	if w.actor.IsReseller() {
+		subtree = w.actor.Subtree
+	}
+	var foreign bool
+	err := w.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts a JOIN clients c ON c.id = a.client_id
+		WHERE a.kind = $1 AND a.ident = $2 AND NOT (c.reseller_id = ANY($3)))`, kind, ident, subtree).Scan(&foreign)
+	if err != nil {
+		return fmt.Errorf("look up accounts with %s %s: %w", kind, ident, err)
+	}
+	if foreign {
+		return conflict("ident", "%s %s is an account of a client outside this reseller's tree: only the operator can share it", kind, ident)
 	}
 	return nil
 }

@@ -333,7 +333,7 @@ func TestApplyErrors(t *testing.T) {
 	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
 		`catalog.yaml: rate_tables[0] "a": parent: a rate table cannot be its own parent`)
 	f("rate_tables: [{name: a, currency: EUR, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv}]\n",
-		`catalog.yaml: rate_tables[0] "a": parent: rate table 1 "b" is in USD, not EUR`)
+		`catalog.yaml: rate_tables[0] "a": parent: rate table "b" is in USD, not EUR`)
 	f("rate_tables: [{name: a, currency: USD, deck: decks/vendor.csv, parent: b}, {name: b, currency: USD, deck: decks/vendor.csv, parent: a}]\n",
 		`catalog.yaml: rate_tables[0] "a": parent: rate tables form a cycle: "a" → "b" → "a"`)
 	f(head+"payments: [{client: Customer A, amount: \"-5\", ref: w1}]\n",
@@ -490,5 +490,71 @@ func TestApplyRefusesAResellerCycleThroughTheDatabase(t *testing.T) {
 	}
 	if n := count(t, db.PG, "SELECT count(*) FROM resellers WHERE name = 'Acme Wholesale' AND parent_id IS NULL"); n != 1 {
 		t.Error("Acme Wholesale got a parent")
+	}
+}
+
+// TestNoRevivalUnderAnArchivedReseller: once a reseller is archived (all
+// it owned deleted first), neither its deleted client nor its deleted
+// sub-reseller can be brought back, whoever writes — a revived client's
+// token would answer again under an owner that no longer exists.
+func TestNoRevivalUnderAnArchivedReseller(t *testing.T) {
+	t.Parallel()
+	db := sinktest.New(t)
+	apply(t, db.PG, copyTestdata(t), false)
+	ctx := context.Background()
+	id := func(table, name string) int64 {
+		var n int64
+		if err := db.PG.QueryRow(ctx, "SELECT id FROM "+table+" WHERE name = $1", name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	east, customerA := id("resellers", "Acme East"), id("clients", "Customer A")
+	op := catalog.Operator("test")
+	update := func(e *catalog.Entity, id int64, in catalog.Input) error {
+		return catalog.Write(ctx, db.PG, op, func(w *catalog.Writer) error {
+			_, _, err := w.Update(ctx, e, id, in)
+			return err
+		})
+	}
+	var south int64
+	err := catalog.Write(ctx, db.PG, op, func(w *catalog.Writer) error {
+		_, err := w.Create(ctx, catalog.Resellers, catalog.Input{"name": "Acme South", "parent_id": east, "currency": "USD"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	south = id("resellers", "Acme South")
+	for _, step := range []struct {
+		e  *catalog.Entity
+		id int64
+	}{{catalog.Resellers, south}, {catalog.Clients, customerA}, {catalog.Resellers, east}} {
+		if err := update(step.e, step.id, catalog.Input{"status": "deleted"}); err != nil {
+			t.Fatalf("delete %s %d: %v", step.e.Name, step.id, err)
+		}
+	}
+	for _, c := range []struct {
+		e    *catalog.Entity
+		id   int64
+		want string
+	}{
+		{catalog.Clients, customerA, `status: reseller 2 "Acme East" is archived: a client of it stays deleted`},
+		{catalog.Resellers, south, `status: reseller 2 "Acme East" is archived: a sub-reseller of it stays deleted`},
+	} {
+		err := update(c.e, c.id, catalog.Input{"status": "active"})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("revive %s %d: %v, want %s", c.e.Name, c.id, err, c.want)
+		}
+	}
+	if n := count(t, db.PG, "SELECT count(*) FROM clients WHERE reseller_id = $1 AND status <> 'deleted'", east); n != 0 {
+		t.Errorf("%d live clients under the archived Acme East", n)
+	}
+	// Reviving the reseller first makes its client revivable again.
+	if err := update(catalog.Resellers, east, catalog.Input{"status": "active"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := update(catalog.Clients, customerA, catalog.Input{"status": "active"}); err != nil {
+		t.Errorf("revive Customer A under the revived Acme East: %v", err)
 	}
 }

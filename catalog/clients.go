@@ -123,6 +123,11 @@ func checkClient(ctx context.Context, w *Writer, old Row, in Input) error {
 		}
 	}
 	resellerID := idValue(value(old, in, "reseller_id"))
+	if _, moved := in["reseller_id"]; !moved && revived(old, in, string(ClientDeleted)) {
+		if err := w.checkOwnerActive(ctx, resellerID, "client"); err != nil {
+			return err
+		}
+	}
 	if m := idValue(value(old, in, "manager_id")); m != 0 {
 		var owner int64
 		err := w.tx.QueryRow(ctx, "SELECT reseller_id FROM managers WHERE id = $1 AND status = 'active'", m).Scan(&owner)

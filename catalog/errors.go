@@ -84,7 +84,9 @@ func AsFieldError(err error) (*FieldError, bool) {
 		field := constraintField(pe.ConstraintName)
 		switch pe.Code {
 		case "23505": // unique_violation
-			return conflict(field, "already exists (%s)", strings.TrimPrefix(pe.Detail, "Key ")), true
+			// PostgreSQL's detail reads "Key (a, b)=(x, y) already exists.".
+			key := strings.TrimSuffix(strings.TrimPrefix(pe.Detail, "Key "), " already exists.")
+			return conflict(field, "already exists: %s", key), true
 		case "23503": // foreign_key_violation
 			return conflict(field, "referenced object is missing or still in use"), true
 		case "23514", "23502", "22003", "22001", "22P02", "22007", "22008", "22021": // check, not null, out of range, too long, bad text, bad date, bad bytes

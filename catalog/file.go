@@ -390,6 +390,9 @@ func (f *File) check(v *validator) {
 		}
 	}
 
+	f.checkCurrencies(v)
+	f.checkArchivedOwners(v)
+
 	refs := map[string]bool{}
 	for i := range f.Payments {
 		p := &f.Payments[i]
@@ -407,6 +410,69 @@ func (f *File) check(v *validator) {
 			for _, pr := range problems {
 				v.field(e, pr)
 			}
+		}
+	}
+}
+
+// checkCurrencies refuses what Apply would refuse of a rate table used in
+// another currency than its user's — a parent table, a reseller, a client
+// (in its reseller's currency when it names none) or an account — when
+// both are defined in the file; a table or reseller only the database
+// holds is left to Apply.
+func (f *File) checkCurrencies(v *validator) {
+	tables := map[string]string{}
+	for _, t := range f.RateTables {
+		tables[t.Name] = t.Currency
+	}
+	ref := func(e, field, table, currency string) {
+		if cur, ok := tables[table]; ok && table != "" && currency != "" && cur != "" && cur != currency {
+			v.add(e, field, "rate table %q is in %s, not %s", table, cur, currency)
+		}
+	}
+	for i, t := range f.RateTables {
+		ref(entry("rate_tables", i, t.Name), "parent", t.Parent, t.Currency)
+	}
+	resellers := map[string]string{}
+	for i, r := range f.Resellers {
+		resellers[r.Name] = r.Currency
+		e := entry("resellers", i, r.Name)
+		ref(e, "orig_rate_table", r.OrigRateTable, r.Currency)
+		ref(e, "term_rate_table", r.TermRateTable, r.Currency)
+	}
+	for i := range f.Clients {
+		c := &f.Clients[i]
+		currency := c.Currency
+		if currency == "" {
+			currency = resellers[or(c.Reseller, f.defaultReseller())]
+		}
+		e := entry("clients", i, c.Name)
+		ref(e, "orig_rate_table", c.OrigRateTable, currency)
+		ref(e, "term_rate_table", c.TermRateTable, currency)
+		for j, a := range c.Accounts {
+			ae := fmt.Sprintf("%s: accounts[%d]", e, j)
+			ref(ae, "orig_rate_table", a.OrigRateTable, currency)
+			ref(ae, "term_rate_table", a.TermRateTable, currency)
+		}
+	}
+}
+
+// checkArchivedOwners refuses what Apply always refuses: a reseller or
+// client that is not deleted below a reseller the file archives (status
+// deleted). A deleted one below it is left to Apply: it stands when the
+// database already holds it so.
+func (f *File) checkArchivedOwners(v *validator) {
+	archived := map[string]bool{}
+	for _, r := range f.Resellers {
+		archived[r.Name] = r.Status == string(ResellerDeleted)
+	}
+	for i, r := range f.Resellers {
+		if r.Status != string(ResellerDeleted) && r.Parent != "" && archived[r.Parent] {
+			v.add(entry("resellers", i, r.Name), "parent", "reseller %q is archived", r.Parent)
+		}
+	}
+	for i, c := range f.Clients {
+		if owner := or(c.Reseller, f.defaultReseller()); c.Status != string(ClientDeleted) && archived[owner] {
+			v.add(entry("clients", i, c.Name), "reseller", "reseller %q is archived", owner)
 		}
 	}
 }

@@ -118,7 +118,7 @@ func (w *Writer) checkRateTableRef(ctx context.Context, field string, id int64, 
 		return invalid(field, "rate table %d %q is archived", id, name)
 	}
 	if currency != "" && cur != currency {
-		return invalid(field, "rate table %d %q is in %s, not %s", id, name, cur, currency)
+		return invalid(field, "rate table %q is in %s, not %s", name, cur, currency)
 	}
 	return nil
 }

@@ -111,6 +111,13 @@ func checkReseller(ctx context.Context, w *Writer, old Row, in Input) error {
 			}
 		}
 	}
+	if _, moved := in["parent_id"]; !moved && revived(old, in, string(ResellerDeleted)) {
+		if parent := idValue(old["parent_id"]); parent != 0 {
+			if err := w.checkOwnerActive(ctx, parent, "sub-reseller"); err != nil {
+				return err
+			}
+		}
+	}
 	currency := strValue(value(old, in, "currency"))
 	for _, f := range []string{"orig_rate_table_id", "term_rate_table_id"} {
 		if v, given := in[f]; given && v != nil {
@@ -142,6 +149,28 @@ func checkArchivable(ctx context.Context, tx pgx.Tx, id int64) error {
 	return nil
 }
 
+// revived reports whether in brings a row that old holds as deleted (its
+// status deleted) back to another status.
+func revived(old Row, in Input, deleted string) bool {
+	s, given := in["status"]
+	return old != nil && given && old["status"] == deleted && s != deleted
+}
+
+// checkOwnerActive refuses to bring a deleted client or sub-reseller (what)
+// back while its reseller id is archived: archiving a reseller requires all
+// it owns deleted, and reviving one of them must not undo that — its token
+// would answer again and its traffic would have no live owner.
+func (w *Writer) checkOwnerActive(ctx context.Context, id int64, what string) error {
+	var status string
+	if err := w.tx.QueryRow(ctx, "SELECT status FROM resellers WHERE id = $1", id).Scan(&status); err != nil {
+		return fmt.Errorf("read reseller %d: %w", id, err)
+	}
+	if status != string(ResellerActive) {
+		return conflict("status", "reseller %d %q is archived: a %s of it stays deleted", id, w.name(ctx, "resellers", id), what)
+	}
+	return nil
+}
+
 // checkResellerRef checks that reseller id exists, is active and lies in
 // the Writer's scope; a reseller outside it is reported as not found.
 func (w *Writer) checkResellerRef(ctx context.Context, field string, id int64) error {
@@ -157,7 +186,7 @@ func (w *Writer) checkResellerRef(ctx context.Context, field string, id int64) e
 		return fmt.Errorf("read reseller %d: %w", id, err)
 	}
 	if status != string(ResellerActive) {
-		return invalid(field, "reseller %d %q is archived", id, w.name(ctx, "resellers", id))
+		return invalid(field, "reseller %q is archived", w.name(ctx, "resellers", id))
 	}
 	return nil
 }

@@ -134,8 +134,13 @@ func ParseTxn(vals map[string]any) (*Txn, []*FieldError) {
 	}
 	if s := str("at"); s != "" {
 		at, err := ParseTime(s)
-		if err != nil {
+		switch {
+		case err != nil:
 			problems = append(problems, invalid("at", "must be an RFC 3339 time such as 2024-01-01T00:00:00Z or a date YYYY-MM-DD"))
+		case at.Before(MinTxnTime) || at.After(MaxTxnTime):
+			// Year 1 read as "now" (the zero time), year 9999 moved the
+			// balance but lay outside every report's and invoice's period.
+			problems = append(problems, invalid("at", "must lie in 1970-01-01 .. 2105-12-31, got %s", s))
 		}
 		t.At = at
 	}
@@ -154,6 +159,13 @@ func ParseTxn(vals map[string]any) (*Txn, []*FieldError) {
 	}
 	return t, problems
 }
+
+// MinTxnTime and MaxTxnTime bound the time of a transaction: the range
+// xDRs, reports and invoice periods can hold (ingest.MinTime … MaxTime).
+var (
+	MinTxnTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTxnTime = time.Date(2105, 12, 31, 23, 59, 59, 0, time.UTC)
+)
 
 // ParseTime reads RFC 3339, or a date YYYY-MM-DD as midnight UTC.
 func ParseTime(s string) (time.Time, error) {

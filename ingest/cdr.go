@@ -264,6 +264,7 @@ type decoder struct {
 	i       int
 	scratch []byte
 	seen    uint8
+	given   uint16 // the contract's fields read so far (fieldBit)
 	whole   bool   // the object was read to its end (its JSON is sound)
 	first   string // the first field that broke the contract, read past
 	lone    bool   // the last string held an unpaired surrogate escape
@@ -323,6 +324,15 @@ func (d *decoder) object(c *CDR) string {
 		}
 		var detail string
 		if known {
+			if bit := fieldBit(string(key[:n])); bit != 0 {
+				if d.given&bit != 0 && d.first == "" {
+					// Readers differ on which of the two counts: the
+					// dedupe key, the price and the raw row could each
+					// take another.
+					d.first = string(key[:n]) + ": given twice"
+				}
+				d.given |= bit
+			}
 			detail = d.field(c, string(key[:n])) // no allocation: switch on a converted string
 		} else if !d.skip() {
 			detail = "invalid json: bad value"
@@ -359,6 +369,42 @@ func (d *decoder) end() string {
 	}
 	d.whole = true
 	return d.first
+}
+
+// fieldBit is the bit of a field of the contract in decoder.given, 0 for
+// any other name.
+func fieldBit(name string) uint16 {
+	switch name {
+	case "id":
+		return 1 << 0
+	case "switch":
+		return 1 << 1
+	case "src_ip":
+		return 1 << 2
+	case "src_user":
+		return 1 << 3
+	case "ani":
+		return 1 << 4
+	case "dst":
+		return 1 << 5
+	case "term_ip":
+		return 1 << 6
+	case "term_user":
+		return 1 << 7
+	case "setup_time":
+		return 1 << 8
+	case "connect_time":
+		return 1 << 9
+	case "disconnect_time":
+		return 1 << 10
+	case "duration":
+		return 1 << 11
+	case "sip_code":
+		return 1 << 12
+	case "cause":
+		return 1 << 13
+	}
+	return 0
 }
 
 func (d *decoder) field(c *CDR, name string) string {

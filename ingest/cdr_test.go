@@ -114,6 +114,11 @@ func TestDecodeMalformed(t *testing.T) {
 	f(`{"id":"`+strings.Repeat("x", 257)+`",`+good+`}`, strings.Repeat("x", 257), "id: longer than 256 bytes")
 	f(`{"id":"a","switch":"`+strings.Repeat("s", 100_000)+`",`+good+`}`, "a", "switch: longer than 256 bytes")
 	f(`{"id":"a","ani":"`+strings.Repeat("4", 300)+`",`+good+`}`, "a", "ani: longer than 256 bytes")
+	// A field given twice: which one counts would be anyone's guess.
+	f(`{"id":"a","id":"b",`+good+`}`, "b", "id: given twice")
+	f(`{"id":"a","switch":"s1",`+good+`,"switch":"s2"}`, "a", "switch: given twice")
+	f(`{"id":"a",`+answered+`,"duration":60,"duration":null}`, "a", "duration: given twice")
+	f(`{"id":"a",`+good+`,"dst":"2"}`, "a", "dst: given twice")
 	// Ids that differ only in unpaired surrogates would decode alike.
 	f(`{"id":"sur\ud800",`+good+`}`, "", `id: an unpaired surrogate escape (\ud800-\udfff)`)
 	f(`{"id":"sur\udbff",`+good+`}`, "", `id: an unpaired surrogate escape (\ud800-\udfff)`)
