@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tarifa/tarifa/rater"
@@ -83,6 +84,16 @@ func versionsCond(versions []uint64) string {
 	return "version IN (" + strings.Join(parts, ", ") + ")"
 }
 
+// withLongFilter lets a query carry the selection's filter whatever its
+// length: a reseller's job lists every client of its subtree (30,000 ids
+// run past ClickHouse's default 256 KiB of query text and 50,000 syntax
+// tree elements).
+func withLongFilter(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"max_query_size": 64 << 20, "max_ast_elements": 10_000_000, "max_expanded_ast_elements": 10_000_000,
+	}))
+}
+
 // plan counts the selected CDRs per setup minute and groups the minutes
 // into chunks of about size CDRs (a minute is never split). The count reads
 // xdrs without FINAL — an estimate (a CDR whose versions are not merged yet
@@ -90,7 +101,7 @@ func versionsCond(versions []uint64) string {
 // is all a plan and a progress line need, at a fraction of FINAL's cost.
 func plan(ctx context.Context, ch driver.Conn, sel Selection, filter string, size int) ([]chunkPlan, int64, error) {
 	from, to := timeArgs(sel.From, sel.To)
-	rows, err := ch.Query(ctx, `SELECT toUInt32(toStartOfMinute(setup_time)) AS m, count() FROM xdrs
+	rows, err := ch.Query(withLongFilter(ctx), `SELECT toUInt32(toStartOfMinute(setup_time)) AS m, count() FROM xdrs
 		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND `+filter+` GROUP BY m ORDER BY m`, from, to)
 	if err != nil {
 		return nil, 0, fmt.Errorf("plan: count the selected CDRs: %w", err)
@@ -186,7 +197,7 @@ func scanXDRs(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, v
 	if names {
 		cols = "switch, cdr_id"
 	}
-	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), `+keyHash+`, `+cols+`, toUInt8(status = 'rated'), indexOf(`+reasonArray+`, reason),
+	rows, err := ch.Query(withLongFilter(ctx), `SELECT toUInt32(setup_time), `+keyHash+`, `+cols+`, toUInt8(status = 'rated'), indexOf(`+reasonArray+`, reason),
 			orig_client_id, toInt64(toDecimal128(orig_cost, 6) * 1000000), term_client_id, indexOf(`+reasonArray+`, term_reason),
 			toInt64(toDecimal128(term_cost, 6) * 1000000), version
 		FROM xdrs FINAL
@@ -263,7 +274,7 @@ func unchanged(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, 
 	for i := range cands {
 		at[cands[i].key] = i
 	}
-	rows, err := ch.Query(ctx, `SELECT toUInt32(setup_time), `+keyHash+`, version FROM xdrs FINAL
+	rows, err := ch.Query(withLongFilter(ctx), `SELECT toUInt32(setup_time), `+keyHash+`, version FROM xdrs FINAL
 		WHERE setup_time >= toDateTime(?) AND setup_time < toDateTime(?) AND ((`+filter+`) OR `+versionsCond(versions)+`)`, from, to)
 	if err != nil {
 		return false, fmt.Errorf("check the xDRs of %s: %w", c, err)

@@ -590,6 +590,31 @@ func TestRerateScope(t *testing.T) {
 	w.check(w.expected(before, before, nil))
 }
 
+// TestRerateScopeOfAManyClientReseller: a reseller with 30,000 clients
+// rerates its subtree (every id goes into the job's ClickHouse filter,
+// past the server's default query size): the job runs, and bills as the
+// operator's would.
+func TestRerateScopeOfAManyClientReseller(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.exec(`INSERT INTO clients (id, reseller_id, name, currency, orig_rate_table_id, status)
+		SELECT 1000 + g, 1, 'many-' || g, 'USD', 1, 'active' FROM generate_series(1, 30000) AS g`)
+	w.send(0, traffic(40, 5, day))
+	before := w.m.clone()
+	w.exec(`UPDATE rates SET rate = 0.02 WHERE rate_table_id = 1 AND code = '44'`)
+	after := before.clone()
+	after.rates[1]["44"] = decimal.RequireFromString("0.02")
+	j, err := w.runner(Config{}).Run(ctx, Request{Selection: allOf(day, day.Add(24*time.Hour)), Actor: "test", Scope: 1})
+	if err != nil {
+		t.Fatalf("a reseller with 30,000 clients: %v", err)
+	}
+	if j.Changed == 0 {
+		t.Errorf("job %+v changed nothing", j)
+	}
+	w.check(w.expected(before, after, nil))
+}
+
 // TestRerateProperty: random catalog changes, then random selections, then
 // rerate: every balance equals the model's, to the last decimal, and
 // invariant 1 holds, round after round.
