@@ -207,7 +207,10 @@ func (s *Server) runRerate(w http.ResponseWriter, r *http.Request, run func(cont
 			if o.err != nil {
 				var busy *rerate.BusyError
 				var changed *rerate.CatalogChangedError
+				var topic *rerate.TopicError
 				switch {
+				case errors.As(o.err, &topic):
+					return conflict("", "%v", topic)
 				case errors.As(o.err, &busy):
 					return conflict("", "%v", busy)
 				case errors.As(o.err, &changed):

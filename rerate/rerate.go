@@ -1104,8 +1104,20 @@ func (r *Runner) topic(ctx context.Context) (string, error) {
 			"configured", r.cfg.Topic, "topic", topics[0])
 		return topics[0], nil
 	}
-	return "", fmt.Errorf("no worker committed on topic %q (TARIFA_KAFKA_TOPIC, --topic); workers committed on %s: name the workers' topic",
-		r.cfg.Topic, strings.Join(topics, ", "))
+	return "", &TopicError{Configured: r.cfg.Topic, Topics: topics}
+}
+
+// TopicError is a job refused because no worker committed on the
+// configured CDR topic while workers committed on several others: which
+// one the job must check is the operator's to say. The API answers it 409.
+type TopicError struct {
+	Configured string
+	Topics     []string // the topics workers committed on
+}
+
+func (e *TopicError) Error() string {
+	return fmt.Sprintf("no worker committed on topic %q (TARIFA_KAFKA_TOPIC, --topic); workers committed on %s: name the workers' topic",
+		e.Configured, strings.Join(e.Topics, ", "))
 }
 
 // lockOffsets locks every stored offset of topic and returns them by

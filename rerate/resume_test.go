@@ -223,7 +223,8 @@ func TestRerateFindsTheWorkersTopic(t *testing.T) {
 
 	w.exec(`INSERT INTO consumed_offsets (topic, "partition", next_offset) VALUES ('cdrs-eu', 0, 7)`)
 	_, err = w.runner(Config{Topic: "cdrs-typo"}).Run(ctx, Request{Selection: sel, Actor: "test", DryRun: true})
-	if err == nil || !strings.Contains(err.Error(), `"cdrs-typo"`) || !strings.Contains(err.Error(), "cdrs, cdrs-eu") {
+	var te *TopicError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), `"cdrs-typo"`) || !strings.Contains(err.Error(), "cdrs, cdrs-eu") {
 		t.Fatalf("a topic no worker committed on, with two that did: %v", err)
 	}
 }
