@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -166,10 +167,17 @@ func (p *tab) set(sel, value string) {
 	p.do(chromedp.SetValue(chromedp.CSS(sel), value))
 }
 
-// fill types into a field, after clearing it.
+// fill types into a field, after clearing it: it empties the field's value
+// and types into it once focused, rather than chromedp.Clear then SendKeys:
+// Clear sets the value attribute, and SendKeys reads the node's attributes
+// outside their lock while chromedp's event loop writes that change (a
+// data race inside chromedp v0.23.1 that -race caught).
 func (p *tab) fill(sel, value string) {
 	p.t.Helper()
-	p.do(chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), value))
+	q, _ := json.Marshal(sel)
+	p.do(chromedp.WaitVisible(chromedp.CSS(sel)))
+	run(p, chromedp.Evaluate[bool]("(document.querySelector("+string(q)+").value = '') === ''"))
+	p.do(chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent(value))
 }
 
 func (p *tab) text(sel string) string {
