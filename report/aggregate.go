@@ -381,6 +381,13 @@ func maxTime2(a, b time.Time) time.Time {
 	return a
 }
 
+// dropVendorSide clears what g says of the vendor side: term currency,
+// term calls and seconds, cost.
+func (g *Group) dropVendorSide() {
+	g.TermCurrency = ""
+	g.TermCalls, g.TermBilled, g.Cost = 0, 0, decimal.Decimal{}
+}
+
 // OutsideScope is the term_client key of the calls a reseller's customers
 // made through vendors outside its subtree (the operator's, a sibling's):
 // nobody sees upward or sideways (DOMAIN.md), so neither their names nor
@@ -419,8 +426,7 @@ func withheldVendors(cat *Catalog, s Scope, want []string, idx int, groups []Gro
 		id, _ := strconv.ParseInt(g.Keys[idx], 10, 64)
 		if cl, ok := cat.Clients[id]; id != 0 && (!ok || !containsID(s.Resellers, cl.ResellerID)) {
 			g.Keys[idx] = OutsideScope
-			g.TermCurrency = ""
-			g.TermCalls, g.TermBilled, g.Cost = 0, 0, decimal.Decimal{}
+			g.dropVendorSide()
 			g.Withheld = true
 		}
 		if drop {

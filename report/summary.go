@@ -104,8 +104,7 @@ func (r *Reports) Summary(ctx context.Context, s Scope, q SummaryQuery) (*Summar
 func withoutVendor(groups []Group) []Group {
 	m := map[string]*Group{}
 	for _, g := range groups {
-		g.TermCurrency = ""
-		g.TermCalls, g.TermBilled, g.Cost = 0, 0, decimal.Decimal{}
+		g.dropVendorSide()
 		mergeGroup(m, g)
 	}
 	return sortedGroups(m)

@@ -720,27 +720,13 @@ func (r *Runner) tallyBillable(ctx context.Context, p *pass, t *tally, cands []c
 	for k, b := range bs {
 		keys[k] = b.key
 	}
-	type claim struct {
-		content *int64
-		seen    time.Time
-	}
-	held := map[[16]byte]claim{}
-	rows, err := r.pg.Query(ctx, claimsOf, keys)
+	held, err := readClaims(ctx, r.pg, keys)
 	if err != nil {
-		return fmt.Errorf("read the dedupe claims: %w", err)
-	}
-	var (
-		key [16]byte
-		c   claim
-	)
-	if _, err := pgx.ForEachRow(rows, []any{&key, &c.content, &c.seen}, func() error { held[key] = c; return nil }); err != nil {
-		return fmt.Errorf("read the dedupe claims: %w", err)
+		return err
 	}
 	for _, b := range bs {
 		cd := &cands[b.i]
-		h, ok := held[b.key]
-		other := ok && h.content != nil && uint64(*h.content) != b.content && h.seen.Sub(cd.received).Abs() < sinks.DedupeWindow
-		if prev[b.key] || cur[b.key] || other {
+		if prev[b.key] || cur[b.key] || held[b.key].otherCDR(b.content, cd.received) {
 			t.skipped++
 			continue
 		}
@@ -1028,35 +1014,54 @@ func byArrival(a, b *candidate) int {
 func otherCDRs(ctx context.Context, tx pgx.Tx, holders map[int]sinks.Holder, xs []*rater.XDR,
 	cands []candidate, write, claim []int) (map[int]bool, error) {
 	keys := make([][16]byte, 0, len(holders))
-	at := map[[16]byte]int{}
 	for k := range holders {
 		keys = append(keys, xs[k].Key)
-		at[xs[k].Key] = k
 	}
-	rows, err := tx.Query(ctx, claimsOf, keys)
+	held, err := readClaims(ctx, tx, keys)
 	if err != nil {
-		return nil, fmt.Errorf("read the dedupe claims held: %w", err)
+		return nil, err
 	}
 	out := map[int]bool{}
-	var (
-		key     [16]byte
-		content *int64
-		seen    time.Time
-	)
-	_, err = pgx.ForEachRow(rows, []any{&key, &content, &seen}, func() error {
-		k, ok := at[key]
-		if !ok || content == nil || uint64(*content) == xs[k].Content {
-			return nil
-		}
-		if gap := seen.Sub(cands[write[claim[k]]].received).Abs(); gap < sinks.DedupeWindow {
+	for k := range holders {
+		if held[xs[k].Key].otherCDR(xs[k].Content, cands[write[claim[k]]].received) {
 			out[k] = true
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read the dedupe claims held: %w", err)
 	}
 	return out, nil
+}
+
+// heldClaim is a dedupe claim as a job weighs it: the content hash of the
+// CDR that claimed the key (nil when unknown) and when it was claimed.
+type heldClaim struct {
+	content *int64
+	seen    time.Time
+}
+
+// otherCDR reports whether the claim was made for another CDR with the
+// same switch and id — other content — within the dedupe window of a CDR
+// that arrived at received: billing that CDR too would bill the switch and
+// id twice. The zero heldClaim (no claim) is no other CDR.
+func (h heldClaim) otherCDR(content uint64, received time.Time) bool {
+	return h.content != nil && uint64(*h.content) != content && h.seen.Sub(received).Abs() < sinks.DedupeWindow
+}
+
+// readClaims reads the dedupe claims of keys, by key.
+func readClaims(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, keys [][16]byte) (map[[16]byte]heldClaim, error) {
+	rows, err := q.Query(ctx, claimsOf, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read the dedupe claims: %w", err)
+	}
+	held := map[[16]byte]heldClaim{}
+	var (
+		key [16]byte
+		h   heldClaim
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&key, &h.content, &h.seen}, func() error { held[key] = h; return nil }); err != nil {
+		return nil, fmt.Errorf("read the dedupe claims: %w", err)
+	}
+	return held, nil
 }
 
 // claim takes the dedupe claims of xs for job in a transaction of its own,
