@@ -24,6 +24,7 @@ type XDRWriter struct {
 	ch   driver.Conn
 	xc   xdrCols // blocks of the insert in flight, reused by the next
 	rc   rawCols
+	ro   rowOrder
 	reqs chan *chRequest
 	quit chan struct{}
 	done chan struct{}
@@ -96,13 +97,13 @@ func (w *XDRWriter) run() {
 			parts[i] = r.part
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), insertTimeout)
-		err := writeClickHouse(ctx, w.ch, parts, &w.xc, &w.rc)
+		err := writeClickHouse(ctx, w.ch, parts, &w.xc, &w.rc, &w.ro)
 		if err != nil && len(batch) > 1 && errors.Is(err, rater.ErrRefused) {
 			// One write's data spoiled a shared insert: insert each on its
 			// own, so that only the write at fault is refused (and split
 			// by its worker) while the others commit.
 			for _, r := range batch {
-				r.err <- writeClickHouse(ctx, w.ch, []writePart{r.part}, &w.xc, &w.rc)
+				r.err <- writeClickHouse(ctx, w.ch, []writePart{r.part}, &w.xc, &w.rc, &w.ro)
 			}
 			cancel()
 			continue
