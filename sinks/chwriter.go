@@ -25,6 +25,7 @@ type XDRWriter struct {
 	xc   xdrCols // blocks of the insert in flight, reused by the next
 	rc   rawCols
 	ro   rowOrder
+	loc  *time.Location // the server's timezone, whose months partition the tables
 	reqs chan *chRequest
 	quit chan struct{}
 	done chan struct{}
@@ -46,7 +47,11 @@ const maxCoalesce = 32
 
 // NewXDRWriter starts a writer on ch; Close stops it.
 func NewXDRWriter(ch driver.Conn) *XDRWriter {
-	w := &XDRWriter{ch: ch, reqs: make(chan *chRequest), quit: make(chan struct{}), done: make(chan struct{})}
+	loc := time.UTC
+	if v, err := ch.ServerVersion(); err == nil && v.Timezone != nil {
+		loc = v.Timezone
+	}
+	w := &XDRWriter{ch: ch, loc: loc, reqs: make(chan *chRequest), quit: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -97,13 +102,13 @@ func (w *XDRWriter) run() {
 			parts[i] = r.part
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), insertTimeout)
-		err := writeClickHouse(ctx, w.ch, parts, &w.xc, &w.rc, &w.ro)
+		err := writeClickHouse(ctx, w.ch, w.loc, parts, &w.xc, &w.rc, &w.ro)
 		if err != nil && len(batch) > 1 && errors.Is(err, rater.ErrRefused) {
 			// One write's data spoiled a shared insert: insert each on its
 			// own, so that only the write at fault is refused (and split
 			// by its worker) while the others commit.
 			for _, r := range batch {
-				r.err <- writeClickHouse(ctx, w.ch, []writePart{r.part}, &w.xc, &w.rc, &w.ro)
+				r.err <- writeClickHouse(ctx, w.ch, w.loc, []writePart{r.part}, &w.xc, &w.rc, &w.ro)
 			}
 			cancel()
 			continue

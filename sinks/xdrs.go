@@ -42,9 +42,10 @@ const chunkRows = 1024
 // writeClickHouse writes the raw CDRs and xDRs of one or more batches,
 // skipping duplicates, as one insert per table, in the tables' order,
 // gathering blocks in xc and rc and ordering rows in o (all kept by the
-// caller for the next insert). An error that refuses the data rather than
+// caller for the next insert), an insert per month of setup time in loc.
+// An error that refuses the data rather than
 // the moment wraps rater.ErrRefused (see clickHouseErr).
-func writeClickHouse(ctx context.Context, ch driver.Conn, parts []writePart, xc *xdrCols, rc *rawCols, o *rowOrder) error {
+func writeClickHouse(ctx context.Context, ch driver.Conn, loc *time.Location, parts []writePart, xc *xdrCols, rc *rawCols, o *rowOrder) error {
 	rows, nRaw := o.sort(parts)
 	defer o.reset()
 	if len(rows) == 0 {
@@ -53,11 +54,11 @@ func writeClickHouse(ctx context.Context, ch driver.Conn, parts []writePart, xc 
 	// The two inserts go out side by side: each waits mostly on the server.
 	rawErr := make(chan error, 1)
 	if nRaw > 0 {
-		go func() { rawErr <- send(ctx, ch, insertRaw, rows, true, rc) }()
+		go func() { rawErr <- send(ctx, ch, insertRaw, loc, rows, true, rc) }()
 	} else {
 		rawErr <- nil
 	}
-	xerr := send(ctx, ch, insertXDRs, rows, false, xc)
+	xerr := send(ctx, ch, insertXDRs, loc, rows, false, xc)
 	rerr := <-rawErr
 	if xerr != nil {
 		return clickHouseErr(fmt.Errorf("insert xdrs: %w", xerr))
@@ -178,8 +179,38 @@ type chunk interface {
 }
 
 // send inserts rows (only those with their raw CDR when raw is set) into
-// one table, chunkRows at a time; it leaves c empty.
-func send(ctx context.Context, ch driver.Conn, query string, rows []rowRef, raw bool, c chunk) error {
+// one table, one INSERT per month of setup time in loc (the server's
+// timezone, whose months partition the tables): ClickHouse splits a block
+// that spans partitions by copying every column, and an insert of live
+// traffic often does (the calls of last month's last hours, a stray old or
+// broken CDR). Rows are in order, so each month's are together.
+func send(ctx context.Context, ch driver.Conn, query string, loc *time.Location, rows []rowRef, raw bool, c chunk) error {
+	for len(rows) > 0 {
+		end, n, j := nextMonth(rows[0].sec, loc), 0, 0
+		for ; j < len(rows) && rows[j].sec < end; j++ {
+			if !raw || rows[j].raw {
+				n++
+			}
+		}
+		if n > 0 {
+			if err := sendMonth(ctx, ch, query, rows[:j], raw, c); err != nil {
+				return err
+			}
+		}
+		rows = rows[j:]
+	}
+	return nil
+}
+
+// nextMonth is the first second of the month after the one holding sec, in loc.
+func nextMonth(sec int64, loc *time.Location) int64 {
+	t := time.Unix(sec, 0).In(loc)
+	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc).Unix()
+}
+
+// sendMonth inserts rows as one INSERT, chunkRows at a time; it leaves c
+// empty.
+func sendMonth(ctx context.Context, ch driver.Conn, query string, rows []rowRef, raw bool, c chunk) error {
 	defer c.reset()
 	batch, err := ch.PrepareBatch(ctx, query)
 	if err != nil {

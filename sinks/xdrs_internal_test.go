@@ -104,3 +104,25 @@ func BenchmarkRowOrder(b *testing.B) {
 		o.reset()
 	}
 }
+
+// TestNextMonth: the month boundaries the writer splits inserts at are
+// those of the server's timezone, December running into January.
+func TestNextMonth(t *testing.T) {
+	tokyo := time.FixedZone("JST", 9*3600)
+	for _, c := range []struct {
+		at   time.Time
+		loc  *time.Location
+		want time.Time
+	}{
+		{time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC), time.UTC, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.UTC, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		// 15:00 UTC on 30 November is already December in Tokyo.
+		{time.Date(2026, 11, 30, 15, 0, 0, 0, time.UTC), tokyo, time.Date(2027, 1, 1, 0, 0, 0, 0, tokyo)},
+		{time.Date(2026, 11, 30, 14, 59, 59, 0, time.UTC), tokyo, time.Date(2026, 12, 1, 0, 0, 0, 0, tokyo)},
+		{time.Unix(0, 0), time.UTC, time.Date(1970, 2, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		if got := nextMonth(c.at.Unix(), c.loc); got != c.want.Unix() {
+			t.Errorf("nextMonth(%s in %s) = %s, want %s", c.at, c.loc, time.Unix(got, 0).In(c.loc), c.want)
+		}
+	}
+}
