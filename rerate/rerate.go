@@ -27,9 +27,11 @@ type Config struct {
 	// CDRs a worker has committed (default "cdrs").
 	Topic string
 	// ChunkSize is about how many CDRs a chunk holds (default 25000); a
-	// setup minute is never split. Memory is about two chunks. A confirmed job holds the partitions'
-	// offset locks while it writes one chunk, so smaller chunks pause the
-	// workers for shorter moments.
+	// setup minute is never split. Memory is about two chunks. A confirmed
+	// job holds the partitions' offset locks while it writes one chunk, so
+	// smaller chunks pause the workers for shorter moments. A dry run, which
+	// takes no lock, reads chunks four times as large, up to 100,000 CDRs
+	// (see dryRunChunk).
 	ChunkSize int
 	// Progress, when set, is called after each chunk.
 	Progress func(Progress)
@@ -59,6 +61,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("chunk size %d: want 1 to 1000000", c.ChunkSize)
 	}
 	return nil
+}
+
+// dryRunChunk is about how many CDRs a dry run's chunk holds: four of a
+// confirmed job's, up to 100,000 (never fewer than one). A dry run takes no
+// lock, so its chunks only bound its memory; and each chunk costs
+// ClickHouse a FINAL read whose overhead is per query: on 1M CDRs, xdrs
+// FINAL took 1.3 s of the server's time in 25,000-CDR ranges, 0.65 s in
+// 100,000-CDR ones.
+func (c *Config) dryRunChunk() int {
+	return max(c.ChunkSize, min(4*c.ChunkSize, 100_000))
 }
 
 // Progress is where a running job is.
@@ -493,7 +505,7 @@ func (r *Runner) open(ctx context.Context, req Request, resume, catalogVersion i
 		}
 	}
 	if req.DryRun {
-		chunks, total, err := plan(ctx, r.ch, sel, filter, r.cfg.ChunkSize)
+		chunks, total, err := plan(ctx, r.ch, sel, filter, r.cfg.dryRunChunk())
 		if err != nil {
 			return nil, nil, err
 		}
