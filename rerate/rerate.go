@@ -452,7 +452,9 @@ func (r *Runner) run(ctx context.Context, req Request, resume int64) (*Job, erro
 			r.cfg.Progress(Progress{Job: j.ID, Done: done, Planned: planned, Elapsed: time.Since(start)})
 		}
 	}
+	finishing := time.Now()
 	j, err = r.finish(ctx, j, t, info)
+	p.ph.Finish = time.Since(finishing)
 	if err == nil {
 		r.log.Info("rerating job finished: where its time went (read runs one chunk ahead of the rest)", "job", j.ID, "state", j.State,
 			"cdrs", done, "took", time.Since(start).Round(time.Millisecond), p.ph.attrs())
@@ -473,12 +475,13 @@ type Phases struct {
 	Stage    time.Duration // recording the old xDRs in rerate_staged
 	Write    time.Duration // writing the new xDRs
 	Balances time.Duration // moving the balances, marking rollup hours, recording the chunk and committing
+	Finish   time.Duration // once: the invoices touched, dropping what was staged, refreshing the report rollups (Config.Refresh)
 }
 
 func (ph *Phases) attrs() slog.Attr {
 	r := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	return slog.Group("phases", "read", r(ph.Read), "wait_read", r(ph.WaitRead), "rate", r(ph.Rate), "lock", r(ph.Lock),
-		"check", r(ph.Check), "claim", r(ph.Claim), "stage", r(ph.Stage), "write", r(ph.Write), "balances", r(ph.Balances))
+		"check", r(ph.Check), "claim", r(ph.Claim), "stage", r(ph.Stage), "write", r(ph.Write), "balances", r(ph.Balances), "finish", r(ph.Finish))
 }
 
 // pass is one run of a job in this process: what its chunks share.
