@@ -10,6 +10,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/shopspring/decimal"
 
 	"github.com/tarifa/tarifa/rater"
 	"github.com/tarifa/tarifa/sinks"
@@ -206,13 +207,25 @@ func scanXDRs(ctx context.Context, ch driver.Conn, c chunkPlan, filter string, v
 		return nil, fmt.Errorf("read the xDRs of %s: %w", c, err)
 	}
 	defer rows.Close()
+	if want := int(c.planned); cap(cands) < want {
+		// Sized by the plan's count at once: growing a slice of candidates
+		// row by row copied it over and over (7 % of a dry run's CPU).
+		cands = make([]candidate, 0, want+want/8)
+	}
+	// One set of destinations for every row: the driver's Scan takes them
+	// as interfaces, so a candidate declared in the loop escaped to the
+	// heap, 400 bytes allocated per row.
+	var (
+		cd                                         candidate
+		rated                                      uint8
+		reason, termReason, origClient, termClient uint64
+	)
+	r := &cd.old
+	dest := []any{&cd.key.setup, &cd.key.h, &cd.sw, &cd.id, &rated, &reason, &origClient, &r.Orig.CostMicro,
+		&termClient, &termReason, &r.Term.CostMicro, &cd.oldVersion}
 	for rows.Next() {
-		var cd candidate
-		var rated uint8
-		var reason, termReason, origClient, termClient uint64
-		r := &cd.old
-		if err := rows.Scan(&cd.key.setup, &cd.key.h, &cd.sw, &cd.id, &rated, &reason, &origClient, &r.Orig.CostMicro,
-			&termClient, &termReason, &r.Term.CostMicro, &cd.oldVersion); err != nil {
+		cd = candidate{}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		r.Status = "mismatch"
@@ -251,10 +264,13 @@ func scanRaws(ctx context.Context, ch driver.Conn, c chunkPlan, from, to uint32)
 	}
 	defer raws.Close()
 	out := make([]rawRow, 0, c.planned)
+	var (
+		rw  rawRow
+		raw string
+	)
+	dest := []any{&rw.key.setup, &rw.key.h, &raw, &rw.received, &rw.partition, &rw.offset, &rw.version} // see scanXDRs
 	for raws.Next() {
-		var rw rawRow
-		var raw string
-		if err := raws.Scan(&rw.key.setup, &rw.key.h, &raw, &rw.received, &rw.partition, &rw.offset, &rw.version); err != nil {
+		if err := raws.Scan(dest...); err != nil {
 			return nil, err
 		}
 		// The driver allocated the string for this row alone: share it.
@@ -325,21 +341,36 @@ type staged map[rowKey]rater.Rating
 // stage records, durably, the old xDRs of cands[i] for each i in write,
 // before the job writes their new versions with version: a job killed
 // between that write and moving the balances finds them here (merges keep
-// only the newest version of an xDR).
+// only the newest version of an xDR). The rows go as whole columns, as the
+// xDR writer sends its blocks: appended row by row, each of the 13 values
+// went through the driver's conversion of an interface (0.37 s of CPU for
+// the benchmark's 300k staged rows; 0.23 s as columns).
 func stage(ctx context.Context, ch driver.Conn, job int64, chunk int, version uint64, cands []candidate, write []int) error {
+	n := len(write)
+	jobs, chunks, versions := make([]uint64, n), make([]uint32, n), make([]uint64, n)
+	setups := make([]time.Time, n)
+	switches, ids, statuses, reasons, termReasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	origClients, termClients := make([]uint64, n), make([]uint64, n)
+	origCosts, termCosts := make([]decimal.Decimal, n), make([]decimal.Decimal, n)
+	for k, i := range write {
+		cd := &cands[i]
+		r := &cd.old
+		jobs[k], chunks[k], versions[k] = uint64(job), uint32(chunk), version
+		setups[k] = time.Unix(int64(cd.key.setup), 0).UTC()
+		switches[k], ids[k], statuses[k], reasons[k], termReasons[k] = cd.sw, cd.id, r.Status, string(r.Reason), string(r.Term.Reason)
+		origClients[k], termClients[k] = uint64(r.Orig.ClientID), uint64(r.Term.ClientID)
+		origCosts[k], termCosts[k] = sinks.Decimal(r.Orig.CostMicro), sinks.Decimal(r.Term.CostMicro)
+	}
 	b, err := ch.PrepareBatch(ctx, `INSERT INTO rerate_staged (job, chunk, version, setup_time, switch, cdr_id, old_status, old_reason,
 		old_orig_client_id, old_orig_cost, old_term_client_id, old_term_reason, old_term_cost)`)
 	if err != nil {
 		return fmt.Errorf("stage the old xDRs: %w", err)
 	}
 	defer b.Abort() //nolint:errcheck // a no-op after Send
-	for _, i := range write {
-		cd := &cands[i]
-		r := &cd.old
-		if err := b.Append(uint64(job), uint32(chunk), version, time.Unix(int64(cd.key.setup), 0).UTC(), cd.sw, cd.id,
-			r.Status, string(r.Reason), uint64(r.Orig.ClientID), sinks.Decimal(r.Orig.CostMicro), uint64(r.Term.ClientID),
-			string(r.Term.Reason), sinks.Decimal(r.Term.CostMicro)); err != nil {
-			return fmt.Errorf("stage the old xDRs: %w", err)
+	for c, col := range []any{jobs, chunks, versions, setups, switches, ids, statuses, reasons,
+		origClients, origCosts, termClients, termReasons, termCosts} {
+		if err := b.Column(c).Append(col); err != nil {
+			return fmt.Errorf("stage the old xDRs: column %d: %w", c, err)
 		}
 	}
 	if err := b.Send(); err != nil {

@@ -625,6 +625,29 @@ func ClaimForJob(ctx context.Context, tx pgx.Tx, job int64, xs []*rater.XDR) (ma
 	for n, r := range refs {
 		keys[n], contents[n] = r.key(), int64(xs[r.i].Content)
 	}
+	// Most keys a job claims are free (the calls it makes billable were
+	// mismatches: nobody claimed them), so it claims them all with a plain
+	// INSERT first, under a savepoint: 12 ms per 1,700 keys where ON
+	// CONFLICT DO NOTHING took 17–22 (a speculative insertion per key). A
+	// key held already (another CDR's, or this job's from an attempt that
+	// died) is a unique violation: back to the savepoint, and claim with ON
+	// CONFLICT, which tells the holders.
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return nil, pgErr("claim rerated keys", err)
+	}
+	_, err = sp.Exec(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
+		SELECT key, $2, 0, $3, c FROM unnest($1::uuid[], $4::bigint[]) WITH ORDINALITY AS u(key, c, n) ORDER BY n`,
+		keys, RerateTopic, job, contents)
+	if err == nil {
+		if err := sp.Commit(ctx); err != nil {
+			return nil, pgErr("claim rerated keys", err)
+		}
+		return nil, nil
+	}
+	if rerr := sp.Rollback(ctx); rerr != nil || !uniqueViolation(err) {
+		return nil, pgErr("claim rerated keys", err)
+	}
 	rows, err := tx.Query(ctx, `INSERT INTO cdr_keys (key, topic, "partition", "offset", content)
 		SELECT key, $2, 0, $3, c FROM unnest($1::uuid[], $4::bigint[]) WITH ORDINALITY AS u(key, c, n) ORDER BY n
 		ON CONFLICT (key) DO NOTHING RETURNING key`, keys, RerateTopic, job, contents)

@@ -22,7 +22,7 @@ import (
 // client that was stopped): the dry run, then the confirmed job, each as
 // a `tarifa rerate` process from start to exit, with its CDRs per second
 // and its peak RSS; then it checks every balance against xdrs FINAL. Run it
-// with `make bench-rerate`.
+// with `make bench-rerate` (TARIFA_BENCH_CHUNK passes --chunk-size).
 func BenchmarkRerate(b *testing.B) {
 	n := 1_000_000
 	if v, err := atoiEnv("TARIFA_BENCH_CDRS"); err == nil && v > 0 {
@@ -51,6 +51,9 @@ func BenchmarkRerate(b *testing.B) {
 		run := func(mode string) (took time.Duration, rssMB float64, selected int64) {
 			cmd := exec.Command(bin, "rerate", "--from", from.Format(time.RFC3339), "--to", time.Now().Add(time.Hour).Format(time.RFC3339),
 				"--topic", topic, mode, "--format", "json")
+			if size := os.Getenv("TARIFA_BENCH_CHUNK"); size != "" {
+				cmd.Args = append(cmd.Args, "--chunk-size", size)
+			}
 			if prof := os.Getenv("TARIFA_BENCH_PROFILE"); prof != "" {
 				cmd.Args = append(cmd.Args, "--cpu-profile", prof+mode)
 			}
